@@ -1,0 +1,184 @@
+/**
+ * The Backend contract: buffers plus a small, closed set of primitive kernels.
+ * Every op in `src/ops` is composed from these; a new device implements only this.
+ * @module
+ */
+
+import type { DType, TypedArray } from "../dtype.ts";
+
+/** A device name: "cpu", or "cuda:N" once the CUDA backend exists. */
+export type Device = string;
+
+/** Opaque device memory owned by a backend. */
+export interface Buffer {
+  /** Size in bytes. */
+  readonly bytes: number;
+}
+
+/**
+ * A strided window onto a buffer: element `(i0, i1, ...)` lives at
+ * `offset + sum(ik * strides[k])` (in elements, not bytes). A stride of 0 broadcasts.
+ */
+export interface View {
+  readonly buffer: Buffer;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/** Elementwise unary kernels. `copy` copies (and casts, if dtypes differ) any strided view. */
+export type UnaryOp =
+  | "copy"
+  | "neg"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "abs"
+  | "tanh"
+  | "sigmoid"
+  | "relu"
+  | "gelu"
+  | "silu"
+  | "sign";
+
+/**
+ * Elementwise binary kernels. Comparisons write 1 or 0.
+ * `gelu_backward(x, dy)` = dy * gelu'(x) (tanh form); `relu_backward(x, dy)` = x > 0 ? dy : 0.
+ */
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "maximum"
+  | "minimum"
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "gelu_backward"
+  | "relu_backward";
+
+/** Reductions. `argmax`/`argmin` write i32 indices into the reduced (flattened) axes. */
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
+
+/** Options of a (batched) matrix multiply. */
+export interface MatmulOptions {
+  /** Use the transpose of the last two dims of `a`. */
+  transA: boolean;
+  /** Use the transpose of the last two dims of `b`. */
+  transB: boolean;
+  /** out = alpha * a @ b + beta * out. Default 1. */
+  alpha?: number;
+  /** Default 0 (out is overwritten). */
+  beta?: number;
+}
+
+/**
+ * A device backend. All views passed in have been validated by the op layer: shapes agree,
+ * dtypes are as documented, `out` views never alias inputs unless stated.
+ *
+ * Broadcasting is expressed in the input views' strides (stride 0); every input of an elementwise
+ * kernel has exactly `out.shape`.
+ */
+export interface Backend {
+  readonly device: Device;
+
+  // ---- buffers ----
+  alloc(bytes: number): Buffer;
+  free(buffer: Buffer): void;
+  /** Copies host data into the buffer starting at byte `byteOffset` (default 0). */
+  write(buffer: Buffer, src: TypedArray, byteOffset?: number): void;
+  /** Reads `count` elements of `dtype` starting at element `offset` into a new host array. */
+  read(buffer: Buffer, dtype: DType, offset: number, count: number): TypedArray;
+  /** Copies `bytes` bytes between buffers. */
+  copy(src: Buffer, dst: Buffer, bytes: number, srcByteOffset?: number, dstByteOffset?: number): void;
+
+  // ---- elementwise ----
+  /** out = value everywhere in the (possibly strided) view. */
+  fill(out: View, value: number): void;
+  unary(op: UnaryOp, x: View, out: View): void;
+  binary(op: BinaryOp, a: View, b: View, out: View): void;
+  /** out = cond != 0 ? a : b. All three inputs already have out.shape. */
+  where(cond: View, a: View, b: View, out: View): void;
+
+  // ---- reductions ----
+  /**
+   * Reduces `x` over `axes` (sorted, unique). `out` has x's shape with the reduced axes set to 1
+   * (keepdim layout), contiguous.
+   */
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void;
+
+  // ---- matmul ----
+  /**
+   * Batched matmul. `a`, `b`, `out` are rank >= 2 with equal rank and equal batch shape (batch
+   * broadcasting through stride-0 batch strides). With transA, a's view holds (…, K, M); with
+   * transB, b's holds (…, N, K). Each matrix view has a unit stride in one of its last two dims.
+   */
+  matmul(a: View, b: View, out: View, options: MatmulOptions): void;
+
+  // ---- indexing ----
+  /** torch.gather: out[..i..] = x[..index[..i..] at axis..]. index (i32) has out.shape. */
+  gather(x: View, axis: number, index: View, out: View): void;
+  /** Reverse of gather: dst[..index[..i..] at axis..] += src[..i..]. index has src.shape. */
+  scatterAdd(dst: View, axis: number, index: View, src: View): void;
+
+  // ---- fused NN kernels, forward beside backward (all over the last dim, contiguous views) ----
+  /** y = softmax(x) (or log_softmax when `log`) over the last dim. x, y: (N, C). */
+  softmaxForward(x: View, y: View, log: boolean): void;
+  /** dx from y and dy. log: dx = dy - exp(y) * sum(dy); else dx = y * (dy - sum(dy * y)). */
+  softmaxBackward(y: View, dy: View, dx: View, log: boolean): void;
+  /** y = (x - mean) * rstd * weight + bias. x, y: (N, C); weight, bias: (C); mean, rstd: (N). */
+  layerNormForward(
+    x: View,
+    weight: View | null,
+    bias: View | null,
+    y: View,
+    mean: View,
+    rstd: View,
+    eps: number,
+  ): void;
+  /** dx = …; dweight, dbias (C) are overwritten (not accumulated); null when not wanted. */
+  layerNormBackward(
+    dy: View,
+    x: View,
+    weight: View | null,
+    mean: View,
+    rstd: View,
+    dx: View,
+    dweight: View | null,
+    dbias: View | null,
+  ): void;
+  /**
+   * Per-row cross-entropy. logits: (N, V) f32; targets: (N) i32. losses (N) gets
+   * logsumexp(row) - row[target], or 0 where target == ignoreIndex; lse (N) saves logsumexp.
+   */
+  crossEntropyForward(
+    logits: View,
+    targets: View,
+    losses: View,
+    lse: View,
+    ignoreIndex: number,
+  ): void;
+  /** dlogits = (softmax(logits) - onehot(target)) * dlosses[row]; zero rows where ignored. */
+  crossEntropyBackward(
+    logits: View,
+    targets: View,
+    lse: View,
+    dlosses: View,
+    dlogits: View,
+    ignoreIndex: number,
+  ): void;
+  /** out (N, C) = weight (V, C) rows picked by ids (N) i32. */
+  embeddingForward(weight: View, ids: View, out: View): void;
+  /** dweight (V, C) += dout (N, C) scattered to the rows in ids (N). */
+  embeddingBackward(dout: View, ids: View, dweight: View): void;
+
+  /** Blocks until all queued work is done (a no-op on the CPU). */
+  synchronize(): void;
+}

@@ -1,0 +1,181 @@
+/**
+ * Creating tensors: from data, constants, ranges, and seeded random draws.
+ * @module
+ */
+
+import type { Device } from "../backend/backend.ts";
+import { getBackend } from "../backend/registry.ts";
+import { type DType, isDType, type TypedArray } from "../dtype.ts";
+import { normalArray, randintArray, uniformArray } from "../random.ts";
+import { type NestedArray, Tensor } from "../tensor.ts";
+import { checkShape, fmt, numel } from "../_shape.ts";
+
+/** Where and how a new tensor is made. */
+export interface TensorOptions {
+  /** "f32" (default) or "i32". */
+  dtype?: DType;
+  /** Device name, default "cpu". */
+  device?: Device;
+  /** Track gradients for this (f32) leaf. */
+  requiresGrad?: boolean;
+}
+
+/** Options of {@linkcode tensor}: a typed array may be given with an explicit shape. */
+export interface FromDataOptions extends TensorOptions {
+  /** Shape for flat data (default: [data.length]). */
+  shape?: readonly number[];
+}
+
+function make(shape: readonly number[], dtype: DType, opts: TensorOptions, host?: TypedArray): Tensor {
+  if (!isDType(dtype)) throw new TypeError(`unknown dtype "${dtype}": expected "f32" or "i32"`);
+  const backend = getBackend(opts.device ?? "cpu");
+  const t = Tensor.empty(shape, dtype, backend);
+  if (host && host.length) backend.write(t.storage.buffer, host);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+function hostArray(dtype: DType, data: ArrayLike<number>): TypedArray {
+  return dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
+}
+
+/**
+ * A tensor from nested arrays of numbers or a typed array (copied).
+ * Nested arrays default to f32; Int32Array (and other integer arrays) to i32.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@denograd/denograd";
+ * const a = tensor([[1, 2, 3], [4, 5, 6]]);               // f32 [2, 3]
+ * const ids = tensor(new Int32Array([5, 7]), { shape: [1, 2] }); // i32 [1, 2]
+ * ```
+ */
+export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOptions = {}): Tensor {
+  if (ArrayBuffer.isView(data)) {
+    const arr = data as unknown as ArrayLike<number>;
+    const isInt = !(data instanceof Float32Array || data instanceof Float64Array);
+    const dtype = opts.dtype ?? (isInt ? "i32" : "f32");
+    const shape = opts.shape ?? [arr.length];
+    checkShape("tensor", shape);
+    if (numel(shape) !== arr.length) {
+      throw new RangeError(`tensor: shape ${fmt(shape)} needs ${numel(shape)} elements, data has ${arr.length}`);
+    }
+    return make(shape, dtype, opts, hostArray(dtype, arr));
+  }
+  if (typeof data === "number") {
+    return make([], opts.dtype ?? "f32", opts, hostArray(opts.dtype ?? "f32", [data]));
+  }
+  if (!Array.isArray(data)) {
+    throw new TypeError(`tensor: data must be a number, nested arrays or a typed array, got ${typeof data}`);
+  }
+  const shape: number[] = [];
+  for (let level: unknown = data; Array.isArray(level); level = level[0]) shape.push(level.length);
+  const flat: number[] = [];
+  const walk = (x: unknown, dim: number, path: string) => {
+    if (dim === shape.length) {
+      if (typeof x !== "number") throw new TypeError(`tensor: element at ${path} is ${typeof x}, not a number`);
+      flat.push(x);
+      return;
+    }
+    if (!Array.isArray(x) || x.length !== shape[dim]) {
+      throw new RangeError(`tensor: ragged nested array at ${path || "top"}: expected length ${shape[dim]}`);
+    }
+    for (let i = 0; i < x.length; i++) walk(x[i], dim + 1, `${path}[${i}]`);
+  };
+  walk(data, 0, "");
+  if (opts.shape) {
+    throw new TypeError("tensor: options.shape is only for flat typed arrays; reshape() nested data instead");
+  }
+  const dtype = opts.dtype ?? "f32";
+  return make(shape, dtype, opts, hostArray(dtype, flat));
+}
+
+/** Alias of {@linkcode tensor}. */
+export const fromArray: (data: NestedArray | ArrayLike<number>, opts?: FromDataOptions) => Tensor = tensor;
+
+/**
+ * A tensor of `shape` filled with `value`.
+ *
+ * @example
+ * ```ts
+ * import { full } from "@denograd/denograd";
+ * console.log(full([2], 7).toArray()); // [7, 7]
+ * ```
+ */
+export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
+  checkShape("full", shape);
+  if (typeof value !== "number") throw new TypeError(`full: value must be a number, got ${typeof value}`);
+  const t = make(shape, opts.dtype ?? "f32", { ...opts, requiresGrad: false });
+  if (value !== 0) t.backend.fill(t._view(), value);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/** Zeros of `shape`. */
+export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  checkShape("zeros", shape);
+  const t = make(shape, opts.dtype ?? "f32", { ...opts, requiresGrad: false });
+  t.backend.fill(t._view(), 0);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/** Ones of `shape`. */
+export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  return full(shape, 1, opts);
+}
+
+/** Zeros with `x`'s shape, dtype and device. */
+export function zerosLike(x: Tensor, opts: TensorOptions = {}): Tensor {
+  return zeros(x.shape, { dtype: x.dtype, device: x.device, ...opts });
+}
+
+/** Ones with `x`'s shape, dtype and device. */
+export function onesLike(x: Tensor, opts: TensorOptions = {}): Tensor {
+  return full(x.shape, 1, { dtype: x.dtype, device: x.device, ...opts });
+}
+
+/**
+ * Values from `start` (inclusive) to `end` (exclusive) by `step`; `arange(n)` is 0..n-1.
+ * Integer arguments give i32 unless a dtype is given.
+ *
+ * @example
+ * ```ts
+ * import { arange } from "@denograd/denograd";
+ * console.log(arange(1, 2, 0.25).toArray()); // [1, 1.25, 1.5, 1.75]
+ * ```
+ */
+export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  for (const v of [start, end, step]) {
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`arange: arguments must be finite numbers`);
+  }
+  if (step === 0) throw new RangeError("arange: step must be non-zero");
+  const n = Math.max(Math.ceil((end - start) / step), 0);
+  const dtype = opts.dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
+  const host = dtype === "f32" ? new Float32Array(n) : new Int32Array(n);
+  for (let i = 0; i < n; i++) host[i] = start + i * step;
+  return make([n], dtype, opts, host);
+}
+
+/** Uniform random f32 in [0, 1) from the seeded generator. */
+export function rand(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  checkShape("rand", shape);
+  return make(shape, "f32", opts, uniformArray(numel(shape)));
+}
+
+/** Standard normal random f32 from the seeded generator. */
+export function randn(shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  checkShape("randn", shape);
+  return make(shape, "f32", opts, normalArray(numel(shape)));
+}
+
+/** Uniform random integers in [low, high) (i32) from the seeded generator. */
+export function randint(low: number, high: number, shape: readonly number[], opts: TensorOptions = {}): Tensor {
+  checkShape("randint", shape);
+  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) {
+    throw new RangeError(`randint: need integers low < high, got ${low}, ${high}`);
+  }
+  if (opts.requiresGrad) throw new TypeError("randint: integer tensors cannot require gradients");
+  return make(shape, opts.dtype ?? "i32", opts, randintArray(numel(shape), low, high));
+}

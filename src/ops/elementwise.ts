@@ -1,0 +1,421 @@
+/**
+ * Elementwise ops with NumPy broadcasting: arithmetic, activations, comparisons, where, masks.
+ * Each op's backward sits in the same function as its forward.
+ * @module
+ */
+
+import type { BinaryOp, UnaryOp } from "../backend/backend.ts";
+import type { DType } from "../dtype.ts";
+import { attach } from "../autograd.ts";
+import { Tensor } from "../tensor.ts";
+import { broadcastShapes } from "../_shape.ts";
+import { broadcastView, checkSameDevice, checkTensor, empty, scalar, sumTo } from "./_helpers.ts";
+
+/** A tensor or a number treated as a 0-d tensor. */
+export type Operand = Tensor | number;
+
+// ---- plumbing ----
+
+function runUnary(op: UnaryOp, x: Tensor, dtype: DType = x.dtype): Tensor {
+  const out = empty(x.shape, dtype, x);
+  x.backend.unary(op, x._view(), out._view());
+  return out;
+}
+
+function runBinary(op: BinaryOp, a: Tensor, b: Tensor, name: string, dtype?: DType): Tensor {
+  const shape = broadcastShapes(name, a.shape, b.shape);
+  const out = empty(shape, dtype ?? a.dtype, a);
+  a.backend.binary(op, broadcastView(a, shape), broadcastView(b, shape), out._view());
+  return out;
+}
+
+/** Converts a number operand to a 0-d tensor and promotes both sides to a common dtype. */
+function operands(op: string, a: Tensor, b: Operand, floatOnly = false): [Tensor, Tensor, Tensor[]] {
+  checkTensor(op, a);
+  const temps: Tensor[] = [];
+  let bt: Tensor;
+  if (typeof b === "number") {
+    const dtype = a.dtype === "i32" && Number.isInteger(b) && !floatOnly ? "i32" : "f32";
+    bt = scalar(b, dtype, a);
+    temps.push(bt);
+  } else {
+    checkTensor(op, b, "other");
+    checkSameDevice(op, a, b);
+    bt = b;
+  }
+  const dtype: DType = floatOnly || a.dtype === "f32" || bt.dtype === "f32" ? "f32" : "i32";
+  let at = a;
+  if (at.dtype !== dtype) temps.push(at = cast(at, dtype));
+  if (bt.dtype !== dtype) temps.push(bt = cast(bt, dtype));
+  return [at, bt, temps];
+}
+
+function binary(
+  name: string,
+  op: BinaryOp,
+  a: Tensor,
+  b: Operand,
+  backward: ((g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null]) | null,
+  floatOnly = false,
+): Tensor {
+  const [at, bt, temps] = operands(name, a, b, floatOnly);
+  const out = runBinary(op, at, bt, name);
+  const inputs = typeof b === "number" ? [a] : [a, b];
+  if (!backward) {
+    for (const t of temps) t.dispose();
+    return out;
+  }
+  // Casting temporaries are owned by the node; the original inputs get the gradients.
+  return attach(out, name, inputs, (g) => {
+    const [ga, gb] = backward(g, at, bt, out);
+    const gaS = ga ? sumTo(ga, a.shape) : null;
+    if (ga && gaS !== ga) ga.dispose();
+    if (typeof b === "number") {
+      gb?.dispose();
+      return [gaS];
+    }
+    const gbS = gb ? sumTo(gb, b.shape) : null;
+    if (gb && gbS !== gb) gb.dispose();
+    return [gaS, gbS];
+  }, temps);
+}
+
+function unary(
+  name: string,
+  op: UnaryOp,
+  x: Tensor,
+  backward: ((g: Tensor, x: Tensor, out: Tensor) => Tensor) | null,
+  floatOnly = true,
+): Tensor {
+  checkTensor(name, x);
+  const xf = floatOnly && x.dtype !== "f32" ? cast(x, "f32") : x;
+  const out = runUnary(op, xf);
+  if (xf !== x) xf.dispose();
+  if (!backward) return out;
+  return attach(out, name, [x], (g) => [backward(g, x, out)]);
+}
+
+/**
+ * Converts `x` to `dtype` (f32 -> i32 truncates toward zero). Returns a new tensor.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@denograd/denograd";
+ * console.log(tensor([1.7, -1.7]).cast("i32").toArray()); // [1, -1]
+ * ```
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  checkTensor("cast", x);
+  if (dtype !== "f32" && dtype !== "i32") throw new TypeError(`cast: unknown dtype "${dtype}"`);
+  const out = runUnary("copy", x, dtype);
+  if (dtype !== "f32") return out;
+  return attach(out, "cast", [x], (g) => [g]);
+}
+
+// ---- arithmetic ----
+
+/** `a + b` with broadcasting. @example `add(x, 1)` */
+export function add(a: Tensor, b: Operand): Tensor {
+  return binary("add", "add", a, b, (g) => [g, g]);
+}
+
+/** `a - b` with broadcasting. */
+export function sub(a: Tensor, b: Operand): Tensor {
+  return binary("sub", "sub", a, b, (g) => [g, neg(g)]);
+}
+
+/** `a * b` with broadcasting. */
+export function mul(a: Tensor, b: Operand): Tensor {
+  return binary("mul", "mul", a, b, (g, a, b) => [mul(g, b), mul(g, a)]);
+}
+
+/** `a / b` (true division, always f32). */
+export function div(a: Tensor, b: Operand): Tensor {
+  return binary("div", "div", a, b, (g, _a, b, out) => {
+    const ga = div(g, b);
+    const t = mul(ga, out);
+    const gb = neg(t);
+    t.dispose();
+    return [ga, gb];
+  }, true);
+}
+
+/** `a ** b` (f32). The gradient w.r.t. `b` uses log(a), so it is NaN where a <= 0. */
+export function pow(a: Tensor, b: Operand): Tensor {
+  return binary("pow", "pow", a, b, (g, a, b, out) => {
+    // d/da = b * a^(b-1) = b * out / a is unsafe at a = 0, so use a^(b-1) directly.
+    const bm1 = sub(b, 1);
+    const p = runBinary("pow", a, bm1, "pow");
+    const t = mul(p, b);
+    const ga = mul(g, t);
+    const la = log(a);
+    const t2 = mul(out, la);
+    const gb = typeof b === "number" ? null : mul(g, t2);
+    for (const x of [bm1, p, t, la, t2]) x.dispose();
+    return [ga, gb];
+  }, true);
+}
+
+/** Elementwise maximum; at ties the gradient is split evenly, as in PyTorch. */
+export function maximum(a: Tensor, b: Operand): Tensor {
+  return binary("maximum", "maximum", a, b, (g, a, b) => tieSplit(g, a, b, "gt"));
+}
+
+/** Elementwise minimum; at ties the gradient is split evenly. */
+export function minimum(a: Tensor, b: Operand): Tensor {
+  return binary("minimum", "minimum", a, b, (g, a, b) => tieSplit(g, a, b, "lt"));
+}
+
+function tieSplit(g: Tensor, a: Tensor, b: Tensor, win: "gt" | "lt"): [Tensor, Tensor] {
+  // weight of a: 1 where a wins, 0.5 at ties, 0 where b wins.
+  const wins = runBinary(win, a, b, "grad", "f32");
+  const ties = runBinary("eq", a, b, "grad", "f32");
+  const half = mul(ties, 0.5);
+  const wa = add(wins, half);
+  const ga = mul(g, wa);
+  const gb = sub(g, ga);
+  for (const x of [wins, ties, half, wa]) x.dispose();
+  return [ga, gb];
+}
+
+// ---- unary math ----
+
+/** `-x`. */
+export function neg(x: Tensor): Tensor {
+  return unary("neg", "neg", x, (g) => neg(g), false);
+}
+
+/** e^x. */
+export function exp(x: Tensor): Tensor {
+  return unary("exp", "exp", x, (g, _x, out) => mul(g, out));
+}
+
+/** Natural logarithm. */
+export function log(x: Tensor): Tensor {
+  return unary("log", "log", x, (g, x) => div(g, x));
+}
+
+/** Square root. */
+export function sqrt(x: Tensor): Tensor {
+  return unary("sqrt", "sqrt", x, (g, _x, out) => {
+    const t = mul(out, 2);
+    const r = div(g, t);
+    t.dispose();
+    return r;
+  });
+}
+
+/** 1/sqrt(x). */
+export function rsqrt(x: Tensor): Tensor {
+  return unary("rsqrt", "rsqrt", x, (g, _x, out) => {
+    const t = pow(out, 3);
+    const t2 = mul(t, -0.5);
+    const r = mul(g, t2);
+    t.dispose();
+    t2.dispose();
+    return r;
+  });
+}
+
+/** |x|; its gradient at 0 is 0. */
+export function abs(x: Tensor): Tensor {
+  return unary("abs", "abs", x, (g, x) => {
+    const s = runUnary("sign", x);
+    const r = mul(g, s);
+    s.dispose();
+    return r;
+  }, false);
+}
+
+/** Hyperbolic tangent. */
+export function tanh(x: Tensor): Tensor {
+  return unary("tanh", "tanh", x, (g, _x, out) => {
+    const sq = mul(out, out);
+    const d = oneMinus(sq);
+    const r = mul(g, d);
+    sq.dispose();
+    d.dispose();
+    return r;
+  });
+}
+
+/** Logistic sigmoid 1/(1+e^-x). */
+export function sigmoid(x: Tensor): Tensor {
+  return unary("sigmoid", "sigmoid", x, (g, _x, out) => {
+    const om = oneMinus(out);
+    const d = mul(out, om);
+    const r = mul(g, d);
+    om.dispose();
+    d.dispose();
+    return r;
+  });
+}
+
+/** max(x, 0). */
+export function relu(x: Tensor): Tensor {
+  return unary("relu", "relu", x, (g, x) => runBinary("relu_backward", x, g, "relu"), false);
+}
+
+/** GELU with the tanh approximation, as GPT-2 uses. */
+export function gelu(x: Tensor): Tensor {
+  return unary("gelu", "gelu", x, (g, x) => runBinary("gelu_backward", x, g, "gelu"));
+}
+
+/** SiLU (swish): x * sigmoid(x). */
+export function silu(x: Tensor): Tensor {
+  return unary("silu", "silu", x, (g, x) => {
+    const s = runUnary("sigmoid", x);
+    const oms = oneMinus(s);
+    const xo = mul(x, oms);
+    const f = add(xo, 1);
+    const d = mul(s, f);
+    const r = mul(g, d);
+    for (const t of [s, oms, xo, f, d]) t.dispose();
+    return r;
+  });
+}
+
+/** 1 - x, for backward rules (no graph). */
+function oneMinus(x: Tensor): Tensor {
+  const one = scalar(1, "f32", x);
+  const r = runBinary("sub", one, x, "sub");
+  one.dispose();
+  return r;
+}
+
+// ---- comparisons (i32 0/1, no gradient) ----
+
+function compare(name: string, op: BinaryOp, a: Tensor, b: Operand): Tensor {
+  const [at, bt, temps] = operands(name, a, b);
+  const out = runBinary(op, at, bt, name, "i32");
+  for (const t of temps) t.dispose();
+  return out;
+}
+
+/** `a == b` as i32 0/1. */
+export function eq(a: Tensor, b: Operand): Tensor {
+  return compare("eq", "eq", a, b);
+}
+/** `a != b` as i32 0/1. */
+export function ne(a: Tensor, b: Operand): Tensor {
+  return compare("ne", "ne", a, b);
+}
+/** `a < b` as i32 0/1. */
+export function lt(a: Tensor, b: Operand): Tensor {
+  return compare("lt", "lt", a, b);
+}
+/** `a <= b` as i32 0/1. */
+export function le(a: Tensor, b: Operand): Tensor {
+  return compare("le", "le", a, b);
+}
+/** `a > b` as i32 0/1. */
+export function gt(a: Tensor, b: Operand): Tensor {
+  return compare("gt", "gt", a, b);
+}
+/** `a >= b` as i32 0/1. */
+export function ge(a: Tensor, b: Operand): Tensor {
+  return compare("ge", "ge", a, b);
+}
+
+// ---- selection ----
+
+/**
+ * `a` where `cond` is non-zero, else `b`; all three broadcast together.
+ *
+ * @example
+ * ```ts
+ * import { tensor, where } from "@denograd/denograd";
+ * const x = tensor([-1, 2]);
+ * console.log(where(x.gt(0), x, 0).toArray()); // [0, 2]
+ * ```
+ */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  checkTensor("where", cond, "cond");
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
+  const [at, bt, temps] = typeof a === "number" && typeof b === "number"
+    ? (() => {
+      const dt: DType = Number.isInteger(a) && Number.isInteger(b) ? "i32" : "f32";
+      const x = scalar(a, dt, cond), y = scalar(b, dt, cond);
+      return [x, y, [x, y]] as [Tensor, Tensor, Tensor[]];
+    })()
+    : typeof a === "number"
+    ? (() => {
+      const [y, x, t] = operands("where", b as Tensor, a);
+      return [x, y, t] as [Tensor, Tensor, Tensor[]];
+    })()
+    : operands("where", a, b);
+  checkSameDevice("where", cond, at, bt);
+  const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, at.shape), bt.shape);
+  const out = empty(shape, at.dtype, like);
+  cond.backend.where(broadcastView(cond, shape), broadcastView(at, shape), broadcastView(bt, shape), out._view());
+  const inputs = [a, b].filter((t): t is Tensor => t instanceof Tensor);
+  return attach(out, "where", inputs, (g) => {
+    const zero = scalar(0, "f32", g);
+    const grads: Tensor[] = [];
+    for (const [t, isA] of [[a, true], [b, false]] as [Operand, boolean][]) {
+      if (!(t instanceof Tensor)) continue;
+      const full = where(cond, isA ? g : zero, isA ? zero : g);
+      grads.push(sumTo(full, t.shape));
+      if (grads[grads.length - 1] !== full) full.dispose();
+    }
+    zero.dispose();
+    return grads;
+  }, temps);
+}
+
+/**
+ * `value` where `mask` is non-zero, else `x` (mask broadcasts to x).
+ *
+ * @example
+ * ```ts
+ * import { ones } from "@denograd/denograd";
+ * const scores = ones([3, 3]);
+ * const causal = scores.maskedFill(ones([3, 3]).triu(1), -Infinity);
+ * ```
+ */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  checkTensor("maskedFill", x);
+  checkTensor("maskedFill", mask, "mask");
+  if (typeof value !== "number") throw new TypeError("maskedFill: value must be a number");
+  broadcastShapes("maskedFill", x.shape, mask.shape);
+  if (broadcastShapes("maskedFill", x.shape, mask.shape).length !== x.ndim ||
+    !broadcastShapes("maskedFill", x.shape, mask.shape).every((d, i) => d === x.shape[i])) {
+    throw new RangeError(
+      `maskedFill: mask of shape [${mask.shape}] does not broadcast to input [${x.shape}]`,
+    );
+  }
+  return where(mask, value, x);
+}
+
+function triangle(name: string, x: Tensor, k: number, lower: boolean): Tensor {
+  checkTensor(name, x);
+  if (x.ndim < 2) throw new RangeError(`${name}: input must have >= 2 dims, got [${x.shape}]`);
+  if (!Number.isInteger(k)) throw new TypeError(`${name}: diagonal must be an integer, got ${k}`);
+  const [r, c] = x.shape.slice(-2);
+  // keep[i][j] = j - i <= k (tril) or j - i >= k (triu), built on the device from two iotas.
+  const rows = iota(r, x).alias([r, 1], [1, 0], 0);
+  const cols = iota(c, x).alias([1, c], [0, 1], 0);
+  const diff = sub(cols, rows);
+  const keep = lower ? le(diff, k) : ge(diff, k);
+  const out = where(keep, x, 0);
+  for (const t of [rows, cols, diff, keep]) t.dispose();
+  return out;
+}
+
+function iota(n: number, like: Tensor): Tensor {
+  const t = empty([n], "i32", like);
+  const host = new Int32Array(n);
+  for (let i = 0; i < n; i++) host[i] = i;
+  t.backend.write(t.storage.buffer, host);
+  return t;
+}
+
+/** Lower triangle of the last two dims: zeros where col - row > k. */
+export function tril(x: Tensor, k = 0): Tensor {
+  return triangle("tril", x, k, true);
+}
+
+/** Upper triangle of the last two dims: zeros where col - row < k. */
+export function triu(x: Tensor, k = 0): Tensor {
+  return triangle("triu", x, k, false);
+}
