@@ -16,12 +16,20 @@
 
 export { type NestedArray, type Operand, Tensor } from "./src/tensor.ts";
 export type { DType, TypedArray } from "./src/dtype.ts";
-export type { Backend, BinaryOp, Device, MatmulOptions, ReduceOp, UnaryOp, View } from "./src/backend/backend.ts";
+export type {
+  Backend,
+  BinaryOp,
+  Device,
+  MatmulOptions,
+  ReduceOp,
+  UnaryOp,
+  View,
+} from "./src/backend/backend.ts";
 export { getBackend } from "./src/backend/registry.ts";
 export {
   arange,
-  type FromDataOptions,
   fromArray,
+  type FromDataOptions,
   full,
   ones,
   onesLike,

@@ -8,14 +8,7 @@
 
 import { linear, manualSeed, matmul, randn, type Tensor } from "../mod.ts";
 import { CblasNoTrans, CblasRowMajor, CblasTrans, openblas } from "../ffi/openblas.ts";
-import {
-  type BenchOptions,
-  num,
-  planReps,
-  quickFlag,
-  table,
-  timeInterleaved,
-} from "./_common.ts";
+import { type BenchOptions, num, planReps, quickFlag, table, timeInterleaved } from "./_common.ts";
 
 /** One GEMM shape: C (m, n) = A (m, k) @ B (k, n). */
 interface MatmulCase {

@@ -60,22 +60,39 @@ const V = chars.length, T = 64, C = 96, H = 4, L = 2, B = 16;
 const hs = C / H;
 
 interface Block {
-  ln1w: Tensor; ln1b: Tensor; qkvW: Tensor; qkvB: Tensor; projW: Tensor; projB: Tensor;
-  ln2w: Tensor; ln2b: Tensor; fcW: Tensor; fcB: Tensor; outW: Tensor; outB: Tensor;
+  ln1w: Tensor;
+  ln1b: Tensor;
+  qkvW: Tensor;
+  qkvB: Tensor;
+  projW: Tensor;
+  projB: Tensor;
+  ln2w: Tensor;
+  ln2b: Tensor;
+  fcW: Tensor;
+  fcB: Tensor;
+  outW: Tensor;
+  outB: Tensor;
 }
 const param = (t: Tensor): Tensor => {
   t.requiresGrad = true;
   return keep(t);
 };
-const normal = (shape: number[], std: number) => param(noGrad(() => randn(shape, { device }).mul(std)));
+const normal = (shape: number[], std: number) =>
+  param(noGrad(() => randn(shape, { device }).mul(std)));
 const wte = normal([V, C], 0.02), wpe = normal([T, C], 0.01);
 const blocks: Block[] = Array.from({ length: L }, () => ({
-  ln1w: param(ones([C], { device })), ln1b: param(zeros([C], { device })),
-  qkvW: normal([3 * C, C], 0.02), qkvB: param(zeros([3 * C], { device })),
-  projW: normal([C, C], 0.02 / Math.sqrt(2 * L)), projB: param(zeros([C], { device })),
-  ln2w: param(ones([C], { device })), ln2b: param(zeros([C], { device })),
-  fcW: normal([4 * C, C], 0.02), fcB: param(zeros([4 * C], { device })),
-  outW: normal([C, 4 * C], 0.02 / Math.sqrt(2 * L)), outB: param(zeros([C], { device })),
+  ln1w: param(ones([C], { device })),
+  ln1b: param(zeros([C], { device })),
+  qkvW: normal([3 * C, C], 0.02),
+  qkvB: param(zeros([3 * C], { device })),
+  projW: normal([C, C], 0.02 / Math.sqrt(2 * L)),
+  projB: param(zeros([C], { device })),
+  ln2w: param(ones([C], { device })),
+  ln2b: param(zeros([C], { device })),
+  fcW: normal([4 * C, C], 0.02),
+  fcB: param(zeros([4 * C], { device })),
+  outW: normal([C, 4 * C], 0.02 / Math.sqrt(2 * L)),
+  outB: param(zeros([C], { device })),
 }));
 const lnfW = param(ones([C], { device })), lnfB = param(zeros([C], { device }));
 const params: Tensor[] = [wte, wpe, ...blocks.flatMap((b) => Object.values(b)), lnfW, lnfB];
@@ -86,7 +103,8 @@ function attention(x: Tensor, b: Block, t: number): Tensor {
   const qkv = linear(layerNorm(x, [C], b.ln1w, b.ln1b), b.qkvW, b.qkvB); // (B, T, 3C)
   const [q, k, v] = qkv.split(C, 2).map((z) => z.reshape([bs, t, H, hs]).transpose(1, 2)); // (B, H, T, hs)
   const mask = causal.narrow(0, 0, t).narrow(1, 0, t);
-  const att = matmul(q, k.transpose(-2, -1)).mul(1 / Math.sqrt(hs)).maskedFill(mask, -Infinity).softmax(-1);
+  const att = matmul(q, k.transpose(-2, -1)).mul(1 / Math.sqrt(hs)).maskedFill(mask, -Infinity)
+    .softmax(-1);
   const y = matmul(att, v).transpose(1, 2).reshape([bs, t, C]); // (B, T, C)
   return linear(y, b.projW, b.projB);
 }
@@ -119,7 +137,9 @@ const m = params.map((p) => keep(zeros(p.shape, { device })));
 const v = params.map((p) => keep(zeros(p.shape, { device })));
 const steps = Number(args.steps), warmup = Math.min(50, steps / 10), maxLr = 3e-3, minLr = 3e-4;
 const lrAt = (s: number) =>
-  s < warmup ? maxLr * (s + 1) / warmup : minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * (s - warmup) / (steps - warmup)));
+  s < warmup
+    ? maxLr * (s + 1) / warmup
+    : minLr + 0.5 * (maxLr - minLr) * (1 + Math.cos(Math.PI * (s - warmup) / (steps - warmup)));
 
 function adamw(step: number, lr: number): void {
   const [b1, b2, eps] = [0.9, 0.95, 1e-8];
@@ -142,7 +162,9 @@ function adamw(step: number, lr: number): void {
   );
 }
 
-console.log(`device ${device}; ${chars.length} symbols; ${params.reduce((n, p) => n + p.size, 0)} parameters`);
+console.log(
+  `device ${device}; ${chars.length} symbols; ${params.reduce((n, p) => n + p.size, 0)} parameters`,
+);
 const t0 = performance.now();
 for (let step = 1; step <= steps; step++) {
   const loss = tidy(() => {
@@ -155,12 +177,16 @@ for (let step = 1; step <= steps; step++) {
   if (step % 100 === 0 || step === 1) {
     const val = tidy(() => noGrad(() => lossOf(...batch(split, data.length)).item()));
     const sec = (performance.now() - t0) / 1000;
-    console.log(`step ${step}/${steps}  train ${loss.toFixed(3)}  val ${val.toFixed(3)}  ${(step * B * T / sec).toFixed(0)} tok/s`);
+    console.log(
+      `step ${step}/${steps}  train ${loss.toFixed(3)}  val ${val.toFixed(3)}  ${
+        (step * B * T / sec).toFixed(0)
+      } tok/s`,
+    );
   }
 }
 
 // Sample with temperature from the trained model.
-let context = Array.from("I had always thought ", (c) => stoi.get(c) ?? 0);
+const context = Array.from("I had always thought ", (c) => stoi.get(c) ?? 0);
 let out = "";
 for (let i = 0; i < Number(args.sample); i++) {
   const next = tidy(() =>

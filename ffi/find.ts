@@ -65,7 +65,13 @@ function listDir(dir: string): string[] {
  * under the active virtualenv/conda prefix, the user's ~/.local and the system prefixes.
  */
 export function pythonNvidiaLibDirs(): string[] {
-  const prefixes = [envVar("VIRTUAL_ENV"), envVar("CONDA_PREFIX"), "/opt/conda", "/usr/local", "/usr"];
+  const prefixes = [
+    envVar("VIRTUAL_ENV"),
+    envVar("CONDA_PREFIX"),
+    "/opt/conda",
+    "/usr/local",
+    "/usr",
+  ];
   const home = envVar("HOME");
   if (home) prefixes.push(`${home}/.local`);
   const out: string[] = [];
@@ -151,7 +157,7 @@ export function findLibrary<const S extends Deno.ForeignLibraryInterface>(
     }
   }
   throw new Error(
-    `${spec.name} not found. Tried:\n${tried.join("\n")}\n` +
+    `${spec.name}: no loadable library found. Tried:\n${tried.join("\n")}\n` +
       `Install it (${spec.provides}) or set ${spec.envVar} to the library's path.`,
   );
 }

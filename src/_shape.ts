@@ -44,7 +44,12 @@ export function checkShape(op: string, shape: readonly number[]): void {
 }
 
 /** Normalises a possibly negative axis for a tensor of rank `ndim`. */
-export function normAxis(op: string, axis: number, ndim: number, shape?: readonly number[]): number {
+export function normAxis(
+  op: string,
+  axis: number,
+  ndim: number,
+  shape?: readonly number[],
+): number {
   if (!Number.isInteger(axis)) throw new TypeError(`${op}: dim must be an integer, got ${axis}`);
   const a = axis < 0 ? axis + ndim : axis;
   if (a < 0 || a >= Math.max(ndim, 1) || (ndim === 0 && a !== 0)) {
@@ -105,7 +110,12 @@ export function broadcastStrides(
 }
 
 /** Resolves a shape with at most one -1 against a total element count. */
-export function inferShape(op: string, shape: readonly number[], total: number, from: readonly number[]): number[] {
+export function inferShape(
+  op: string,
+  shape: readonly number[],
+  total: number,
+  from: readonly number[],
+): number[] {
   const out = [...shape];
   let unknown = -1;
   let known = 1;

@@ -136,7 +136,9 @@ export function runBackward(root: Tensor, seed: Tensor): void {
           ig.dispose();
           continue;
         }
-        if (ig.shape.length !== input.shape.length || ig.shape.some((d, k) => d !== input.shape[k])) {
+        if (
+          ig.shape.length !== input.shape.length || ig.shape.some((d, k) => d !== input.shape[k])
+        ) {
           throw new Error(
             `backward of ${node.op}: gradient shape [${ig.shape}] does not match input [${input.shape}]`,
           );

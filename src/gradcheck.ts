@@ -43,7 +43,11 @@ export function gradcheck(
   const { eps = 1e-2, atol = 1e-3, rtol = 1e-2 } = options;
   const hosts = inputs.map((t) => Float64Array.from(t.toTypedArray()));
   const build = (i: number, data: Float64Array, grad: boolean) =>
-    tensor(Float32Array.from(data), { shape: inputs[i].shape, dtype: inputs[i].dtype, requiresGrad: grad });
+    tensor(Float32Array.from(data), {
+      shape: inputs[i].shape,
+      dtype: inputs[i].dtype,
+      requiresGrad: grad,
+    });
 
   // Fixed weights from a tiny LCG, so the global RNG is left alone.
   let weights: Float64Array | null = null;
@@ -82,7 +86,10 @@ export function gradcheck(
           noGrad(() => {
             const data = hosts[i].slice();
             data[j] += delta;
-            const args = inputs.map((_, k) => (k === i ? build(k, data, false) : build(k, hosts[k], false)));
+            const args = inputs.map((
+              _,
+              k,
+            ) => (k === i ? build(k, data, false) : build(k, hosts[k], false)));
             return project(fn(...args));
           })
         );

@@ -132,7 +132,7 @@ function collect(x: unknown, out: Set<unknown>, depth: number): void {
     out.add(x);
     return;
   }
-  if (Array.isArray(x)) for (const v of x) collect(v, out, depth + 1);
+  if (Array.isArray(x)) { for (const v of x) collect(v, out, depth + 1); }
   else if (Object.getPrototypeOf(x) === Object.prototype || x instanceof Map) {
     for (const v of x instanceof Map ? x.values() : Object.values(x)) collect(v, out, depth + 1);
   }

@@ -109,7 +109,9 @@ export class Tensor {
   set requiresGrad(value: boolean) {
     if (this.#node) throw new TypeError("requiresGrad: only leaf tensors can change requiresGrad");
     if (value && this.dtype !== "f32") {
-      throw new TypeError(`requiresGrad: only f32 tensors can require gradients, got ${this.dtype}`);
+      throw new TypeError(
+        `requiresGrad: only f32 tensors can require gradients, got ${this.dtype}`,
+      );
     }
     this.#requiresGrad = value;
   }
@@ -210,7 +212,9 @@ export class Tensor {
   /** The value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) {
-      throw new RangeError(`item: tensor of shape ${fmt(this.shape)} has ${this.size} elements, not 1`);
+      throw new RangeError(
+        `item: tensor of shape ${fmt(this.shape)} has ${this.size} elements, not 1`,
+      );
     }
     return this.toTypedArray()[0];
   }
@@ -234,7 +238,9 @@ export class Tensor {
     if (gradient === undefined) {
       if (this.size !== 1) {
         throw new RangeError(
-          `backward: gradient can be implicit only for scalar outputs, got shape ${fmt(this.shape)}`,
+          `backward: gradient can be implicit only for scalar outputs, got shape ${
+            fmt(this.shape)
+          }`,
         );
       }
       const seed = onesLike(this);
@@ -243,9 +249,14 @@ export class Tensor {
       return;
     }
     if (!(gradient instanceof Tensor)) throw new TypeError("backward: gradient must be a Tensor");
-    if (gradient.shape.length !== this.shape.length || gradient.shape.some((d, i) => d !== this.shape[i])) {
+    if (
+      gradient.shape.length !== this.shape.length ||
+      gradient.shape.some((d, i) => d !== this.shape[i])
+    ) {
       throw new RangeError(
-        `backward: gradient shape ${fmt(gradient.shape)} does not match tensor shape ${fmt(this.shape)}`,
+        `backward: gradient shape ${fmt(gradient.shape)} does not match tensor shape ${
+          fmt(this.shape)
+        }`,
       );
     }
     if (gradient.device !== this.device) {
@@ -282,7 +293,9 @@ export class Tensor {
     if (src.device !== this.device) {
       throw new TypeError(`assign: src is on ${src.device}, this tensor on ${this.device}`);
     }
-    if (this.#node) throw new TypeError("assign: cannot overwrite a tensor produced by a recorded op");
+    if (this.#node) {
+      throw new TypeError("assign: cannot overwrite a tensor produced by a recorded op");
+    }
     this.backend.unary("copy", src._view("assign"), this._view("assign"));
     return this;
   }

@@ -20,8 +20,14 @@ Deno.test("shape errors name the op and both shapes", () => {
     name: "RangeError",
     message: "matmul: inner dimensions differ: [2,3] @ [4,5]",
   });
-  assert.throws(() => zeros([2, 3]).add(zeros([4])), /add: shapes \[2,3\] and \[4\] cannot be broadcast/);
-  assert.throws(() => cat([zeros([2, 3]), zeros([2, 4])], 0), /cat: shapes \[2,3\] and \[2,4\] differ/);
+  assert.throws(
+    () => zeros([2, 3]).add(zeros([4])),
+    /add: shapes \[2,3\] and \[4\] cannot be broadcast/,
+  );
+  assert.throws(
+    () => cat([zeros([2, 3]), zeros([2, 4])], 0),
+    /cat: shapes \[2,3\] and \[2,4\] differ/,
+  );
   assert.throws(() => zeros([6]).reshape([4, -1]), /reshape: cannot view \[6\]/);
   assert.throws(() => zeros([2, 3]).transpose(0, 1).view([6]), /view: .*use reshape/);
   assert.throws(() => layerNorm(zeros([2, 3]), [4]), /layerNorm: normalizedShape \[4\]/);
@@ -39,10 +45,16 @@ Deno.test("dtype errors name the op and the dtypes", () => {
 });
 
 Deno.test("axis errors name the op, the dim and the rank", () => {
-  assert.throws(() => zeros([2, 3]).sum(2), { name: "RangeError", message: /sum: dim 2 is out of range for 2 dims/ });
+  assert.throws(() => zeros([2, 3]).sum(2), {
+    name: "RangeError",
+    message: /sum: dim 2 is out of range for 2 dims/,
+  });
   assert.throws(() => zeros([2, 3]).softmax(-3), /softmax: dim -3 is out of range/);
   assert.throws(() => zeros([2, 3]).permute([0, 0]), /permute: dims \[0,0\] repeat an axis/);
-  assert.throws(() => zeros([2, 3]).narrow(1, 2, 2), /narrow: start 2 and length 2 are out of range/);
+  assert.throws(
+    () => zeros([2, 3]).narrow(1, 2, 2),
+    /narrow: start 2 and length 2 are out of range/,
+  );
 });
 
 Deno.test("device errors name both devices", () => {
@@ -50,7 +62,10 @@ Deno.test("device errors name both devices", () => {
     override readonly device = "other:0";
   }
   const other = Tensor.empty([2], "f32", new OtherCpu());
-  assert.throws(() => zeros([2]).add(other), { name: "TypeError", message: /add: tensors are on different devices: cpu \[2\] and other:0 \[2\]/ });
+  assert.throws(() => zeros([2]).add(other), {
+    name: "TypeError",
+    message: /add: tensors are on different devices: cpu \[2\] and other:0 \[2\]/,
+  });
   assert.throws(() => zeros([2], { device: "tpu" }), /unknown device "tpu"/);
   assert.throws(() => zeros([2], { device: "cuda:0" }), /CUDA backend is not available/);
 });
@@ -63,7 +78,10 @@ Deno.test("index errors name the bad index", () => {
 
 Deno.test("data errors: ragged arrays, wrong lengths, disposed tensors", () => {
   assert.throws(() => tensor([[1, 2], [3]]), /tensor: ragged nested array/);
-  assert.throws(() => tensor(new Float32Array(5), { shape: [2, 3] }), /needs 6 elements, data has 5/);
+  assert.throws(
+    () => tensor(new Float32Array(5), { shape: [2, 3] }),
+    /needs 6 elements, data has 5/,
+  );
   assert.throws(() => zeros([-1]), RangeError);
   assert.throws(() => arange(0, 1, 0), /step must be non-zero/);
   const t = zeros([2]);

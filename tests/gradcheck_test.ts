@@ -29,9 +29,18 @@ const leaf = (t: Tensor) => {
 };
 
 const cases: [string, () => [(...t: Tensor[]) => Tensor, Tensor[]]][] = [
-  ["add with broadcasting", () => [(a, b) => a.add(b), [x34(), randn([4], { requiresGrad: true })]]],
-  ["sub with broadcasting", () => [(a, b) => a.sub(b), [x34(), randn([3, 1], { requiresGrad: true })]]],
-  ["mul with broadcasting", () => [(a, b) => a.mul(b), [x34(), randn([1, 4], { requiresGrad: true })]]],
+  [
+    "add with broadcasting",
+    () => [(a, b) => a.add(b), [x34(), randn([4], { requiresGrad: true })]],
+  ],
+  [
+    "sub with broadcasting",
+    () => [(a, b) => a.sub(b), [x34(), randn([3, 1], { requiresGrad: true })]],
+  ],
+  [
+    "mul with broadcasting",
+    () => [(a, b) => a.mul(b), [x34(), randn([1, 4], { requiresGrad: true })]],
+  ],
   ["div", () => [(a, b) => a.div(b), [x34(), leaf(pos34())]]],
   ["pow by a tensor", () => [(a, b) => a.pow(b), [leaf(pos34()), x34()]]],
   ["pow by a number", () => [(a) => a.pow(3), [x34()]]],
@@ -64,10 +73,17 @@ const cases: [string, () => [(...t: Tensor[]) => Tensor, Tensor[]]][] = [
     (a, b) => matmul(a, b),
     [randn([2, 1, 3, 4], { requiresGrad: true }), randn([3, 4, 2], { requiresGrad: true })],
   ]],
-  ["matmul of vectors", () => [(a, b) => matmul(a, b), [randn([4], { requiresGrad: true }), x34().transpose(0, 1)]]],
+  [
+    "matmul of vectors",
+    () => [(a, b) => matmul(a, b), [randn([4], { requiresGrad: true }), x34().transpose(0, 1)]],
+  ],
   ["linear on 3-D input", () => [
     (x, w, b) => linear(x, w, b),
-    [randn([2, 3, 4], { requiresGrad: true }), randn([5, 4], { requiresGrad: true }), randn([5], { requiresGrad: true })],
+    [
+      randn([2, 3, 4], { requiresGrad: true }),
+      randn([5, 4], { requiresGrad: true }),
+      randn([5], { requiresGrad: true }),
+    ],
   ]],
   ["layerNorm with affine", () => [
     (x, w, b) => layerNorm(x, [4], w, b),
@@ -81,13 +97,22 @@ const cases: [string, () => [(...t: Tensor[]) => Tensor, Tensor[]]][] = [
     (l) => crossEntropy(l, tensor([1, -100, 3], { dtype: "i32" })),
     [x34()],
   ]],
-  ["reshape, permute and transpose", () => [(a) => a.reshape([2, 6]).transpose(0, 1).permute([1, 0]), [x34()]]],
+  [
+    "reshape, permute and transpose",
+    () => [(a) => a.reshape([2, 6]).transpose(0, 1).permute([1, 0]), [x34()]],
+  ],
   ["slice with a step and narrow", () => [(a) => a.slice(1, 0, 4, 2).narrow(0, 1, 2), [x34()]]],
   ["cat and stack", () => [(a, b) => stack([cat([a, b], 0), cat([b, a], 0)], 1), [x34(), x34()]]],
   ["split and chunk", () => [(a) => a.split(3, 1)[0].add(a.chunk(2, 1)[1].sum(1, true)), [x34()]]],
-  ["expand, squeeze and unsqueeze", () => [(a) => a.unsqueeze(0).expand([2, 3, 4]).squeeze(), [x34()]]],
+  [
+    "expand, squeeze and unsqueeze",
+    () => [(a) => a.unsqueeze(0).expand([2, 3, 4]).squeeze(), [x34()]],
+  ],
   ["indexSelect", () => [(a) => a.indexSelect(1, tensor([3, 0, 3], { dtype: "i32" })), [x34()]]],
-  ["gather", () => [(a) => a.gather(1, tensor([[0, 1], [3, 3], [2, 0]], { dtype: "i32" })), [x34()]]],
+  [
+    "gather",
+    () => [(a) => a.gather(1, tensor([[0, 1], [3, 3], [2, 0]], { dtype: "i32" })), [x34()]],
+  ],
   ["contiguous of a transpose", () => [(a) => a.transpose(0, 1).contiguous(), [x34()]]],
 ];
 

@@ -1,6 +1,15 @@
 // Explicit memory: dispose, using, tidy, keep and live-byte accounting.
 import assert from "node:assert/strict";
-import { crossEntropy, keep, linear, manualSeed, memoryStats, randint, randn, tidy } from "../mod.ts";
+import {
+  crossEntropy,
+  keep,
+  linear,
+  manualSeed,
+  memoryStats,
+  randint,
+  randn,
+  tidy,
+} from "../mod.ts";
 
 Deno.test("dispose() frees storage and is idempotent", () => {
   const before = memoryStats().liveBytes;

@@ -29,10 +29,10 @@ Deno.test("getRngState/setRngState resume the same stream", () => {
 
 Deno.test("rand, randn and randint have the expected moments and ranges", () => {
   manualSeed(0);
-  const u = rand([100000]).toTypedArray();
+  const u = Array.from(rand([100000]).toTypedArray());
   const mean = u.reduce((a, b) => a + b, 0) / u.length;
   assert.ok(Math.abs(mean - 0.5) < 0.01 && Math.min(...u) >= 0 && Math.max(...u) < 1);
-  const n = randn([100000]).toTypedArray();
+  const n = Array.from(randn([100000]).toTypedArray());
   const m = n.reduce((a, b) => a + b, 0) / n.length;
   const v = n.reduce((a, b) => a + (b - m) ** 2, 0) / n.length;
   assert.ok(Math.abs(m) < 0.02 && Math.abs(v - 1) < 0.02, `mean ${m} var ${v}`);

@@ -97,7 +97,13 @@ export interface Backend {
   /** Reads `count` elements of `dtype` starting at element `offset` into a new host array. */
   read(buffer: Buffer, dtype: DType, offset: number, count: number): TypedArray;
   /** Copies `bytes` bytes between buffers. */
-  copy(src: Buffer, dst: Buffer, bytes: number, srcByteOffset?: number, dstByteOffset?: number): void;
+  copy(
+    src: Buffer,
+    dst: Buffer,
+    bytes: number,
+    srcByteOffset?: number,
+    dstByteOffset?: number,
+  ): void;
 
   // ---- elementwise ----
   /** out = value everywhere in the (possibly strided) view. */

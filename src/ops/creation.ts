@@ -26,7 +26,12 @@ export interface FromDataOptions extends TensorOptions {
   shape?: readonly number[];
 }
 
-function make(shape: readonly number[], dtype: DType, opts: TensorOptions, host?: TypedArray): Tensor {
+function make(
+  shape: readonly number[],
+  dtype: DType,
+  opts: TensorOptions,
+  host?: TypedArray,
+): Tensor {
   if (!isDType(dtype)) throw new TypeError(`unknown dtype "${dtype}": expected "f32" or "i32"`);
   const backend = getBackend(opts.device ?? "cpu");
   const t = Tensor.empty(shape, dtype, backend);
@@ -58,7 +63,9 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOpti
     const shape = opts.shape ?? [arr.length];
     checkShape("tensor", shape);
     if (numel(shape) !== arr.length) {
-      throw new RangeError(`tensor: shape ${fmt(shape)} needs ${numel(shape)} elements, data has ${arr.length}`);
+      throw new RangeError(
+        `tensor: shape ${fmt(shape)} needs ${numel(shape)} elements, data has ${arr.length}`,
+      );
     }
     return make(shape, dtype, opts, hostArray(dtype, arr));
   }
@@ -66,32 +73,41 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOpti
     return make([], opts.dtype ?? "f32", opts, hostArray(opts.dtype ?? "f32", [data]));
   }
   if (!Array.isArray(data)) {
-    throw new TypeError(`tensor: data must be a number, nested arrays or a typed array, got ${typeof data}`);
+    throw new TypeError(
+      `tensor: data must be a number, nested arrays or a typed array, got ${typeof data}`,
+    );
   }
   const shape: number[] = [];
   for (let level: unknown = data; Array.isArray(level); level = level[0]) shape.push(level.length);
   const flat: number[] = [];
   const walk = (x: unknown, dim: number, path: string) => {
     if (dim === shape.length) {
-      if (typeof x !== "number") throw new TypeError(`tensor: element at ${path} is ${typeof x}, not a number`);
+      if (typeof x !== "number") {
+        throw new TypeError(`tensor: element at ${path} is ${typeof x}, not a number`);
+      }
       flat.push(x);
       return;
     }
     if (!Array.isArray(x) || x.length !== shape[dim]) {
-      throw new RangeError(`tensor: ragged nested array at ${path || "top"}: expected length ${shape[dim]}`);
+      throw new RangeError(
+        `tensor: ragged nested array at ${path || "top"}: expected length ${shape[dim]}`,
+      );
     }
     for (let i = 0; i < x.length; i++) walk(x[i], dim + 1, `${path}[${i}]`);
   };
   walk(data, 0, "");
   if (opts.shape) {
-    throw new TypeError("tensor: options.shape is only for flat typed arrays; reshape() nested data instead");
+    throw new TypeError(
+      "tensor: options.shape is only for flat typed arrays; reshape() nested data instead",
+    );
   }
   const dtype = opts.dtype ?? "f32";
   return make(shape, dtype, opts, hostArray(dtype, flat));
 }
 
 /** Alias of {@linkcode tensor}. */
-export const fromArray: (data: NestedArray | ArrayLike<number>, opts?: FromDataOptions) => Tensor = tensor;
+export const fromArray: (data: NestedArray | ArrayLike<number>, opts?: FromDataOptions) => Tensor =
+  tensor;
 
 /**
  * A tensor of `shape` filled with `value`.
@@ -104,7 +120,9 @@ export const fromArray: (data: NestedArray | ArrayLike<number>, opts?: FromDataO
  */
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   checkShape("full", shape);
-  if (typeof value !== "number") throw new TypeError(`full: value must be a number, got ${typeof value}`);
+  if (typeof value !== "number") {
+    throw new TypeError(`full: value must be a number, got ${typeof value}`);
+  }
   const t = make(shape, opts.dtype ?? "f32", { ...opts, requiresGrad: false });
   if (value !== 0) t.backend.fill(t._view(), value);
   if (opts.requiresGrad) t.requiresGrad = true;
@@ -148,7 +166,9 @@ export function onesLike(x: Tensor, opts: TensorOptions = {}): Tensor {
 export function arange(start: number, end?: number, step = 1, opts: TensorOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   for (const v of [start, end, step]) {
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`arange: arguments must be finite numbers`);
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new TypeError(`arange: arguments must be finite numbers`);
+    }
   }
   if (step === 0) throw new RangeError("arange: step must be non-zero");
   const n = Math.max(Math.ceil((end - start) / step), 0);
@@ -171,7 +191,12 @@ export function randn(shape: readonly number[], opts: TensorOptions = {}): Tenso
 }
 
 /** Uniform random integers in [low, high) (i32) from the seeded generator. */
-export function randint(low: number, high: number, shape: readonly number[], opts: TensorOptions = {}): Tensor {
+export function randint(
+  low: number,
+  high: number,
+  shape: readonly number[],
+  opts: TensorOptions = {},
+): Tensor {
   checkShape("randint", shape);
   if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) {
     throw new RangeError(`randint: need integers low < high, got ${low}, ${high}`);

@@ -30,7 +30,12 @@ function runBinary(op: BinaryOp, a: Tensor, b: Tensor, name: string, dtype?: DTy
 }
 
 /** Converts a number operand to a 0-d tensor and promotes both sides to a common dtype. */
-function operands(op: string, a: Tensor, b: Operand, floatOnly = false): [Tensor, Tensor, Tensor[]] {
+function operands(
+  op: string,
+  a: Tensor,
+  b: Operand,
+  floatOnly = false,
+): [Tensor, Tensor, Tensor[]] {
   checkTensor(op, a);
   const temps: Tensor[] = [];
   let bt: Tensor;
@@ -55,7 +60,9 @@ function binary(
   op: BinaryOp,
   a: Tensor,
   b: Operand,
-  backward: ((g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null]) | null,
+  backward:
+    | ((g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null])
+    | null,
   floatOnly = false,
 ): Tensor {
   const [at, bt, temps] = operands(name, a, b, floatOnly);
@@ -69,14 +76,10 @@ function binary(
   return attach(out, name, inputs, (g) => {
     const [ga, gb] = backward(g, at, bt, out);
     const gaS = ga ? sumTo(ga, a.shape) : null;
-    if (ga && gaS !== ga) ga.dispose();
-    if (typeof b === "number") {
-      gb?.dispose();
-      return [gaS];
-    }
-    const gbS = gb ? sumTo(gb, b.shape) : null;
-    if (gb && gbS !== gb) gb.dispose();
-    return [gaS, gbS];
+    const gbS = gb && typeof b !== "number" ? sumTo(gb, b.shape) : null;
+    const returned = new Set([g, gaS, gbS]);
+    for (const t of [ga, gb]) if (t && !returned.has(t)) t.dispose();
+    return typeof b === "number" ? [gaS] : [gaS, gbS];
   }, temps);
 }
 
@@ -347,20 +350,26 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   checkSameDevice("where", cond, at, bt);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, at.shape), bt.shape);
   const out = empty(shape, at.dtype, like);
-  cond.backend.where(broadcastView(cond, shape), broadcastView(at, shape), broadcastView(bt, shape), out._view());
+  cond.backend.where(
+    broadcastView(cond, shape),
+    broadcastView(at, shape),
+    broadcastView(bt, shape),
+    out._view(),
+  );
   const inputs = [a, b].filter((t): t is Tensor => t instanceof Tensor);
+  const condSaved = cond.alias(); // the backward reads cond even if the caller disposes it
   return attach(out, "where", inputs, (g) => {
     const zero = scalar(0, "f32", g);
     const grads: Tensor[] = [];
     for (const [t, isA] of [[a, true], [b, false]] as [Operand, boolean][]) {
       if (!(t instanceof Tensor)) continue;
-      const full = where(cond, isA ? g : zero, isA ? zero : g);
+      const full = where(condSaved, isA ? g : zero, isA ? zero : g);
       grads.push(sumTo(full, t.shape));
       if (grads[grads.length - 1] !== full) full.dispose();
     }
     zero.dispose();
     return grads;
-  }, temps);
+  }, [...temps, condSaved]);
 }
 
 /**
@@ -378,8 +387,10 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   checkTensor("maskedFill", mask, "mask");
   if (typeof value !== "number") throw new TypeError("maskedFill: value must be a number");
   broadcastShapes("maskedFill", x.shape, mask.shape);
-  if (broadcastShapes("maskedFill", x.shape, mask.shape).length !== x.ndim ||
-    !broadcastShapes("maskedFill", x.shape, mask.shape).every((d, i) => d === x.shape[i])) {
+  if (
+    broadcastShapes("maskedFill", x.shape, mask.shape).length !== x.ndim ||
+    !broadcastShapes("maskedFill", x.shape, mask.shape).every((d, i) => d === x.shape[i])
+  ) {
     throw new RangeError(
       `maskedFill: mask of shape [${mask.shape}] does not broadcast to input [${x.shape}]`,
     );

@@ -7,7 +7,14 @@
 import { attach } from "../autograd.ts";
 import type { Tensor } from "../tensor.ts";
 import { broadcastShapes, fmt } from "../_shape.ts";
-import { broadcastView, checkDType, checkSameDevice, checkTensor, empty, sumTo } from "./_helpers.ts";
+import {
+  broadcastView,
+  checkDType,
+  checkSameDevice,
+  checkTensor,
+  empty,
+  sumTo,
+} from "./_helpers.ts";
 import { add } from "./elementwise.ts";
 import { reshape, squeeze, transpose, unsqueeze } from "./movement.ts";
 
@@ -29,7 +36,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   checkDType("matmul", a, "f32");
   checkDType("matmul", b, "f32", "other");
   if (a.ndim === 0 || b.ndim === 0) {
-    throw new RangeError(`matmul: both operands need >= 1 dim, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
+    throw new RangeError(
+      `matmul: both operands need >= 1 dim, got ${fmt(a.shape)} @ ${fmt(b.shape)}`,
+    );
   }
   const k1 = a.shape[a.ndim - 1];
   const k2 = b.shape[Math.max(b.ndim - 2, 0)];
@@ -108,16 +117,22 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   checkTensor("linear", x);
   checkTensor("linear", weight, "weight");
-  if (weight.ndim !== 2) throw new RangeError(`linear: weight must be 2-D (out, in), got ${fmt(weight.shape)}`);
+  if (weight.ndim !== 2) {
+    throw new RangeError(`linear: weight must be 2-D (out, in), got ${fmt(weight.shape)}`);
+  }
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new RangeError(
-      `linear: input features differ: input ${fmt(x.shape)} vs weight ${fmt(weight.shape)} (out, in)`,
+      `linear: input features differ: input ${fmt(x.shape)} vs weight ${
+        fmt(weight.shape)
+      } (out, in)`,
     );
   }
   if (bias) {
     checkTensor("linear", bias, "bias");
     if (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0]) {
-      throw new RangeError(`linear: bias must have shape [${weight.shape[0]}], got ${fmt(bias.shape)}`);
+      throw new RangeError(
+        `linear: bias must have shape [${weight.shape[0]}], got ${fmt(bias.shape)}`,
+      );
     }
   }
   const wt = transpose(weight, 0, 1);

@@ -7,13 +7,7 @@
 import type { View } from "../backend/backend.ts";
 import { attach } from "../autograd.ts";
 import type { Tensor } from "../tensor.ts";
-import {
-  fmt,
-  inferShape,
-  normAxis,
-  numel,
-  viewStrides,
-} from "../_shape.ts";
+import { fmt, inferShape, normAxis, numel, viewStrides } from "../_shape.ts";
 import { checkDType, checkSameDevice, checkTensor, empty, sumTo } from "./_helpers.ts";
 
 /** A graph-recorded view of `x` with new geometry; `back` maps the view's gradient to x's. */
@@ -74,7 +68,9 @@ export function view(x: Tensor, shape: readonly number[]): Tensor {
   const strides = viewStrides(x.shape, x.strides, target);
   if (!strides) {
     throw new RangeError(
-      `view: shape ${fmt(target)} is incompatible with the strides of input ${fmt(x.shape)}; use reshape()`,
+      `view: shape ${fmt(target)} is incompatible with the strides of input ${
+        fmt(x.shape)
+      }; use reshape()`,
     );
   }
   return viewOf("view", x, target, strides, x.offset, (g) => reshape(g, x.shape));
@@ -95,7 +91,9 @@ export function flatten(x: Tensor, start = 0, end = -1): Tensor {
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   checkTensor("permute", x);
   if (!Array.isArray(dims) || dims.length !== x.ndim) {
-    throw new RangeError(`permute: expected ${x.ndim} dims for input ${fmt(x.shape)}, got ${JSON.stringify(dims)}`);
+    throw new RangeError(
+      `permute: expected ${x.ndim} dims for input ${fmt(x.shape)}, got ${JSON.stringify(dims)}`,
+    );
   }
   const axes = dims.map((d) => normAxis("permute", d, x.ndim, x.shape));
   if (new Set(axes).size !== axes.length) {
@@ -138,7 +136,9 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   checkTensor("slice", x);
   const d = normAxis("slice", dim, x.ndim, x.shape);
   const n = x.shape[d];
-  if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  if (!Number.isInteger(step) || step < 1) {
+    throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  }
   for (const v of [start, end ?? 0]) {
     if (!Number.isInteger(v)) throw new TypeError(`slice: indices must be integers, got ${v}`);
   }
@@ -155,7 +155,12 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
     const dx = empty(x.shape, "f32", g);
     g.backend.fill(dx._view(), 0);
     const dst = dx._view();
-    copyInto(g, { ...dst, shape, strides: dst.strides.map((st, i) => i === d ? st * step : st), offset: s * dst.strides[d] });
+    copyInto(g, {
+      ...dst,
+      shape,
+      strides: dst.strides.map((st, i) => i === d ? st * step : st),
+      offset: s * dst.strides[d],
+    });
     return dx;
   });
 }
@@ -168,7 +173,9 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const s = start < 0 ? start + n : start;
   if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > n) {
     throw new RangeError(
-      `narrow: start ${start} and length ${length} are out of range for dim ${dim} of size ${n} (input ${fmt(x.shape)})`,
+      `narrow: start ${start} and length ${length} are out of range for dim ${dim} of size ${n} (input ${
+        fmt(x.shape)
+      })`,
     );
   }
   return slice(x, d, s, s + length);
@@ -191,7 +198,11 @@ export function split(x: Tensor, sizeOrSizes: number | readonly number[], dim = 
     sizes = [...sizeOrSizes];
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total !== n || sizes.some((s) => !Number.isInteger(s) || s < 0)) {
-      throw new RangeError(`split: sizes ${JSON.stringify(sizes)} do not sum to dim ${dim} of size ${n} (input ${fmt(x.shape)})`);
+      throw new RangeError(
+        `split: sizes ${JSON.stringify(sizes)} do not sum to dim ${dim} of size ${n} (input ${
+          fmt(x.shape)
+        })`,
+      );
     }
   }
   let at = 0;
@@ -205,7 +216,9 @@ export function split(x: Tensor, sizeOrSizes: number | readonly number[], dim = 
 /** Splits `dim` into `chunks` pieces of size ceil(n / chunks) (fewer if n is small). */
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
   checkTensor("chunk", x);
-  if (!Number.isInteger(chunks) || chunks < 1) throw new RangeError(`chunk: chunks must be a positive integer, got ${chunks}`);
+  if (!Number.isInteger(chunks) || chunks < 1) {
+    throw new RangeError(`chunk: chunks must be a positive integer, got ${chunks}`);
+  }
   const d = normAxis("chunk", dim, x.ndim, x.shape);
   return split(x, Math.max(Math.ceil(x.shape[d] / chunks), 1), d);
 }
@@ -214,10 +227,14 @@ export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   checkTensor("expand", x);
   const lead = shape.length - x.ndim;
-  if (lead < 0) throw new RangeError(`expand: cannot expand ${fmt(x.shape)} to fewer dims ${fmt(shape)}`);
+  if (lead < 0) {
+    throw new RangeError(`expand: cannot expand ${fmt(x.shape)} to fewer dims ${fmt(shape)}`);
+  }
   const target = shape.map((s, i) => (s === -1 && i >= lead ? x.shape[i - lead] : s));
   const strides = target.map((s, i) => {
-    if (!Number.isInteger(s) || s < 0) throw new RangeError(`expand: invalid size ${shape[i]} in ${fmt(shape)}`);
+    if (!Number.isInteger(s) || s < 0) {
+      throw new RangeError(`expand: invalid size ${shape[i]} in ${fmt(shape)}`);
+    }
     if (i < lead) return 0;
     const src = x.shape[i - lead];
     if (src === s) return x.strides[i - lead];
@@ -230,12 +247,10 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 /** Removes size-1 dims: all of them, or only `dim` (a no-op if that dim is not 1). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   checkTensor("squeeze", x);
-  const keep = dim === undefined
-    ? x.shape.map((s) => s !== 1)
-    : (() => {
-      const d = normAxis("squeeze", dim, x.ndim, x.shape);
-      return x.shape.map((s, i) => i !== d || s !== 1);
-    })();
+  const keep = dim === undefined ? x.shape.map((s) => s !== 1) : (() => {
+    const d = normAxis("squeeze", dim, x.ndim, x.shape);
+    return x.shape.map((s, i) => i !== d || s !== 1);
+  })();
   return viewOf(
     "squeeze",
     x,
@@ -267,16 +282,24 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
  * ```
  */
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  if (!Array.isArray(tensors as unknown) || tensors.length === 0) throw new RangeError("cat: expected a non-empty array of tensors");
+  if (!Array.isArray(tensors as unknown) || tensors.length === 0) {
+    throw new RangeError("cat: expected a non-empty array of tensors");
+  }
   tensors.forEach((t, i) => checkTensor("cat", t, `tensors[${i}]`));
   checkSameDevice("cat", ...tensors);
   const first = tensors[0];
-  if (first.ndim === 0) throw new RangeError("cat: zero-dimensional tensors cannot be concatenated");
+  if (first.ndim === 0) {
+    throw new RangeError("cat: zero-dimensional tensors cannot be concatenated");
+  }
   const d = normAxis("cat", dim, first.ndim, first.shape);
   for (const t of tensors) {
-    if (t.dtype !== first.dtype) throw new TypeError(`cat: dtypes differ: ${first.dtype} and ${t.dtype}`);
+    if (t.dtype !== first.dtype) {
+      throw new TypeError(`cat: dtypes differ: ${first.dtype} and ${t.dtype}`);
+    }
     if (t.ndim !== first.ndim || t.shape.some((s, i) => i !== d && s !== first.shape[i])) {
-      throw new RangeError(`cat: shapes ${fmt(first.shape)} and ${fmt(t.shape)} differ outside dim ${dim}`);
+      throw new RangeError(
+        `cat: shapes ${fmt(first.shape)} and ${fmt(t.shape)} differ outside dim ${dim}`,
+      );
     }
   }
   const shape = [...first.shape];
@@ -293,7 +316,9 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 
 /** Stacks equal-shaped tensors along a new dim. */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  if (!Array.isArray(tensors as unknown) || tensors.length === 0) throw new RangeError("stack: expected a non-empty array of tensors");
+  if (!Array.isArray(tensors as unknown) || tensors.length === 0) {
+    throw new RangeError("stack: expected a non-empty array of tensors");
+  }
   tensors.forEach((t, i) => checkTensor("stack", t, `tensors[${i}]`));
   for (const t of tensors) {
     if (t.ndim !== tensors[0].ndim || t.shape.some((s, i) => s !== tensors[0].shape[i])) {
@@ -313,7 +338,9 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   checkTensor("indexSelect", index, "index");
   checkDType("indexSelect", index, "i32", "index");
   checkSameDevice("indexSelect", x, index);
-  if (index.ndim !== 1) throw new RangeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)}`);
+  if (index.ndim !== 1) {
+    throw new RangeError(`indexSelect: index must be 1-D, got ${fmt(index.shape)}`);
+  }
   const d = normAxis("indexSelect", dim, Math.max(x.ndim, 1), x.shape);
   const shape = x.ndim === 0 ? [index.shape[0]] : [...x.shape];
   shape[d] = index.shape[0];
@@ -323,12 +350,19 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const src = x.ndim === 0 ? { ...x._view(), shape: [1], strides: [1] } : x._view();
   const out = empty(shape, x.dtype, x);
   x.backend.gather(src, d, idx, out._view());
+  const indexSaved = index.alias();
   return attach(out, "indexSelect", [x], (g) => {
     const dx = empty(x.shape, "f32", g);
     g.backend.fill(dx._view(), 0);
-    g.backend.scatterAdd(x.ndim === 0 ? { ...dx._view(), shape: [1], strides: [1] } : dx._view(), d, idx, g._view());
+    const saved = { ...idx, buffer: indexSaved.storage.buffer };
+    g.backend.scatterAdd(
+      x.ndim === 0 ? { ...dx._view(), shape: [1], strides: [1] } : dx._view(),
+      d,
+      saved,
+      g._view(),
+    );
     return [dx];
-  });
+  }, [indexSaved]);
 }
 
 /** torch.gather: `out[i][j] = x[index[i][j]][j]` for dim 0, and so on. */
@@ -339,15 +373,17 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   checkSameDevice("gather", x, index);
   const d = normAxis("gather", dim, x.ndim, x.shape);
   if (index.ndim !== x.ndim || index.shape.some((s, i) => i !== d && s > x.shape[i])) {
-    throw new RangeError(`gather: index ${fmt(index.shape)} does not fit input ${fmt(x.shape)} outside dim ${dim}`);
+    throw new RangeError(
+      `gather: index ${fmt(index.shape)} does not fit input ${fmt(x.shape)} outside dim ${dim}`,
+    );
   }
   const out = empty(index.shape, x.dtype, x);
   x.backend.gather(x._view(), d, index._view(), out._view());
+  const indexSaved = index.alias();
   return attach(out, "gather", [x], (g) => {
     const dx = empty(x.shape, "f32", g);
     g.backend.fill(dx._view(), 0);
-    g.backend.scatterAdd(dx._view(), d, index._view(), g._view());
+    g.backend.scatterAdd(dx._view(), d, indexSaved._view(), g._view());
     return [dx];
-  });
+  }, [indexSaved]);
 }
-

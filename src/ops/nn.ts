@@ -93,7 +93,9 @@ export function layerNorm(
   const k = normalizedShape.length;
   if (k === 0 || k > x.ndim || normalizedShape.some((d, i) => d !== x.shape[x.ndim - k + i])) {
     throw new RangeError(
-      `layerNorm: normalizedShape ${fmt(normalizedShape)} does not match the trailing dims of input ${fmt(x.shape)}`,
+      `layerNorm: normalizedShape ${
+        fmt(normalizedShape)
+      } does not match the trailing dims of input ${fmt(x.shape)}`,
     );
   }
   for (const [p, name] of [[weight, "weight"], [bias, "bias"]] as const) {
@@ -101,7 +103,9 @@ export function layerNorm(
     checkTensor("layerNorm", p, name);
     checkSameDevice("layerNorm", x, p);
     if (p.ndim !== k || p.shape.some((d, i) => d !== normalizedShape[i])) {
-      throw new RangeError(`layerNorm: ${name} shape ${fmt(p.shape)} != normalizedShape ${fmt(normalizedShape)}`);
+      throw new RangeError(
+        `layerNorm: ${name} shape ${fmt(p.shape)} != normalizedShape ${fmt(normalizedShape)}`,
+      );
     }
   }
   if (!(eps >= 0)) throw new RangeError(`layerNorm: eps must be >= 0, got ${eps}`);
@@ -114,7 +118,15 @@ export function layerNorm(
   const mean = empty([rows], "f32", x);
   const rstd = empty([rows], "f32", x);
   const be = x.backend;
-  be.layerNormForward(as2d(xc, cols), wc && as1d(wc), bc && as1d(bc), as2d(y, cols), as1d(mean), as1d(rstd), eps);
+  be.layerNormForward(
+    as2d(xc, cols),
+    wc && as1d(wc),
+    bc && as1d(bc),
+    as2d(y, cols),
+    as1d(mean),
+    as1d(rstd),
+    eps,
+  );
   const inputs = [x, weight, bias].filter((t): t is Tensor => !!t);
   const saved = [mean, rstd];
   if (xc !== x) saved.push(xc);
@@ -155,22 +167,25 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   checkDType("embedding", ids, "i32", "ids");
   checkDType("embedding", weight, "f32", "weight");
   checkSameDevice("embedding", ids, weight);
-  if (weight.ndim !== 2) throw new RangeError(`embedding: weight must be 2-D (V, C), got ${fmt(weight.shape)}`);
+  if (weight.ndim !== 2) {
+    throw new RangeError(`embedding: weight must be 2-D (V, C), got ${fmt(weight.shape)}`);
+  }
   const [, c] = weight.shape;
   const idc = contiguous(ids);
   const wc = contiguous(weight);
   const out = empty([...ids.shape, c], "f32", weight);
   weight.backend.embeddingForward(wc._view(), as1d(idc), as2d(out, c));
   if (wc !== weight) wc.dispose();
-  const saved = idc !== ids ? [idc] : [];
+  // The backward reads the ids; hold our own reference (the caller may dispose theirs).
+  const idSaved = idc !== ids ? idc : ids.alias();
   return attach(out, "embedding", [weight], (g) => {
     const gc = contiguous(g);
     const dw = empty(weight.shape, "f32", g);
     g.backend.fill(dw._view(), 0);
-    g.backend.embeddingBackward(as2d(gc, c), as1d(idc), dw._view());
+    g.backend.embeddingBackward(as2d(gc, c), as1d(idSaved), dw._view());
     if (gc !== g) gc.dispose();
     return [dw];
-  }, saved);
+  }, [idSaved]);
 }
 
 /** Options of {@linkcode crossEntropy}. */
@@ -193,35 +208,54 @@ export interface CrossEntropyOptions {
  * console.log(loss.item()); // ~0.2395
  * ```
  */
-export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor,
+  options: CrossEntropyOptions = {},
+): Tensor {
   const { ignoreIndex = -100, reduction = "mean" } = options;
   checkTensor("crossEntropy", logits, "logits");
   checkTensor("crossEntropy", targets, "targets");
   checkDType("crossEntropy", logits, "f32", "logits");
   checkDType("crossEntropy", targets, "i32", "targets");
   checkSameDevice("crossEntropy", logits, targets);
-  if (!Number.isInteger(ignoreIndex)) throw new TypeError(`crossEntropy: ignoreIndex must be an integer`);
+  if (!Number.isInteger(ignoreIndex)) {
+    throw new TypeError(`crossEntropy: ignoreIndex must be an integer`);
+  }
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
-    throw new TypeError(`crossEntropy: reduction must be "mean", "sum" or "none", got "${reduction}"`);
+    throw new TypeError(
+      `crossEntropy: reduction must be "mean", "sum" or "none", got "${reduction}"`,
+    );
   }
   const lead = logits.shape.slice(0, -1);
-  if (logits.ndim < 1 || targets.ndim !== lead.length || targets.shape.some((d, i) => d !== lead[i])) {
+  if (
+    logits.ndim < 1 || targets.ndim !== lead.length || targets.shape.some((d, i) => d !== lead[i])
+  ) {
     throw new RangeError(
-      `crossEntropy: targets ${fmt(targets.shape)} must match logits ${fmt(logits.shape)} without its last (class) dim`,
+      `crossEntropy: targets ${fmt(targets.shape)} must match logits ${
+        fmt(logits.shape)
+      } without its last (class) dim`,
     );
   }
   const classes = logits.shape[logits.ndim - 1];
   const lc = contiguous(logits);
-  const tc = contiguous(targets);
+  const tc = targets.isContiguous ? targets.alias() : contiguous(targets);
   const losses = empty(lead, "f32", logits);
   const lse = empty(lead, "f32", logits);
   const be = logits.backend;
   be.crossEntropyForward(as2d(lc, classes), as1d(tc), as1d(losses), as1d(lse), ignoreIndex);
-  const saved = [lse, ...(lc !== logits ? [lc] : []), ...(tc !== targets ? [tc] : [])];
+  const saved = [lse, tc, ...(lc !== logits ? [lc] : [])];
   const perTarget = attach(losses, "crossEntropy", [logits], (g) => {
     const gc = contiguous(g);
     const dlogits = empty(logits.shape, "f32", g);
-    be.crossEntropyBackward(as2d(lc, classes), as1d(tc), as1d(lse), as1d(gc), as2d(dlogits, classes), ignoreIndex);
+    be.crossEntropyBackward(
+      as2d(lc, classes),
+      as1d(tc),
+      as1d(lse),
+      as1d(gc),
+      as2d(dlogits, classes),
+      ignoreIndex,
+    );
     if (gc !== g) gc.dispose();
     return [dlogits];
   }, saved);

@@ -47,7 +47,9 @@ function keptShape(x: Tensor, axes: number[]): number[] {
 /** Gradient `g` (of the reduced output) viewed in keepdim layout and broadcast to x's shape. */
 function spread(g: Tensor, x: Tensor, axes: number[]): Tensor {
   const kshape = keptShape(x, axes);
-  const gk = g.isContiguous ? g.alias(kshape, contiguousStrides(kshape), g.offset) : g.contiguous().reshape(kshape);
+  const gk = g.isContiguous
+    ? g.alias(kshape, contiguousStrides(kshape), g.offset)
+    : g.contiguous().reshape(kshape);
   const out = expand(gk, x.shape);
   gk.dispose();
   return out;
@@ -108,7 +110,12 @@ export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return extreme("min", x, dim, keepdim);
 }
 
-function argExtreme(op: "argmax" | "argmin", x: Tensor, dim: number | undefined, keepdim: boolean): Tensor {
+function argExtreme(
+  op: "argmax" | "argmin",
+  x: Tensor,
+  dim: number | undefined,
+  keepdim: boolean,
+): Tensor {
   checkTensor(op, x);
   if (dim === undefined) {
     const flat = x.reshape([x.size]);

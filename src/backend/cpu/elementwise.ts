@@ -11,7 +11,13 @@ import type { TypedArray } from "../../dtype.ts";
 import { arrayOf } from "./buffer.ts";
 import { coalesce, copyStrided, forEachRow, sizeOf } from "./strided.ts";
 import { unaryDense, unaryScalar, unaryStrided } from "./unary_loops.ts";
-import { binaryDense, binaryScalar, binaryScalarB, binaryStrided, swappedOp } from "./binary_loops.ts";
+import {
+  binaryDense,
+  binaryScalar,
+  binaryScalarB,
+  binaryStrided,
+  swappedOp,
+} from "./binary_loops.ts";
 
 // Below this row length a subarray (~40 ns to create) costs more than the faster loop saves.
 const DENSE_ROW_MIN = 32;
@@ -78,7 +84,12 @@ export function binary(op: BinaryOp, a: View, b: View, out: View): void {
   const swapped = swappedOp(op);
   if (long && os === 1 && as === 1 && bs === 1) {
     forEachRow(L.shape, L.strides, offsets, (p) => {
-      binaryDense(op, aa.subarray(p[0], p[0] + n), ba.subarray(p[1], p[1] + n), oa.subarray(p[2], p[2] + n));
+      binaryDense(
+        op,
+        aa.subarray(p[0], p[0] + n),
+        ba.subarray(p[1], p[1] + n),
+        oa.subarray(p[2], p[2] + n),
+      );
     });
   } else if (long && os === 1 && as === 1 && bs === 0) {
     forEachRow(L.shape, L.strides, offsets, (p) => {
@@ -110,7 +121,9 @@ function whereRow(
   oi: number,
   os: number,
 ): void {
-  for (let k = 0; k < n; k++, ci += cs, ai += as, bi += bs, oi += os) o[oi] = c[ci] !== 0 ? a[ai] : b[bi];
+  for (let k = 0; k < n; k++, ci += cs, ai += as, bi += bs, oi += os) {
+    o[oi] = c[ci] !== 0 ? a[ai] : b[bi];
+  }
 }
 
 /** out = cond != 0 ? a : b (cond of either dtype; a, b and out share a dtype). */

@@ -152,11 +152,26 @@ export function copyStrided(
   const n = L.shape[r], xs = L.strides[0][r], os = L.strides[1][r];
   if (xs === 1 && os === 1 && n >= 64) {
     // Dense rows: TypedArray.set is a memcpy (and casts when the dtypes differ).
-    forEachRow(L.shape, L.strides, [xOffset, oOffset], (p) => o.set(x.subarray(p[0], p[0] + n), p[1]));
+    forEachRow(
+      L.shape,
+      L.strides,
+      [xOffset, oOffset],
+      (p) => o.set(x.subarray(p[0], p[0] + n), p[1]),
+    );
   } else if (x instanceof Float32Array && o instanceof Float32Array) {
-    forEachRow(L.shape, L.strides, [xOffset, oOffset], (p) => copyRowF32(n, x, p[0], xs, o, p[1], os));
+    forEachRow(
+      L.shape,
+      L.strides,
+      [xOffset, oOffset],
+      (p) => copyRowF32(n, x, p[0], xs, o, p[1], os),
+    );
   } else {
-    forEachRow(L.shape, L.strides, [xOffset, oOffset], (p) => copyRowAny(n, x, p[0], xs, o, p[1], os));
+    forEachRow(
+      L.shape,
+      L.strides,
+      [xOffset, oOffset],
+      (p) => copyRowAny(n, x, p[0], xs, o, p[1], os),
+    );
   }
 }
 
@@ -174,12 +189,25 @@ export function packed(v: View, op: string): TypedArray {
  * Runs `fn` on a dense array standing for `out`: the view itself when contiguous, otherwise a
  * temp (pre-filled with out's values when `load`) that is copied back afterwards.
  */
-export function withDenseOut(out: View, op: string, load: boolean, fn: (o: TypedArray) => void): void {
+export function withDenseOut(
+  out: View,
+  op: string,
+  load: boolean,
+  fn: (o: TypedArray) => void,
+): void {
   if (isContiguous(out)) {
     fn(arrayOf(out, op).subarray(out.offset, out.offset + sizeOf(out.shape)));
     return;
   }
   const tmp = load ? packed(out, op) : typedArrayFor(out.dtype, sizeOf(out.shape));
   fn(tmp);
-  copyStrided(out.shape, tmp, 0, contiguousStrides(out.shape), arrayOf(out, op), out.offset, out.strides);
+  copyStrided(
+    out.shape,
+    tmp,
+    0,
+    contiguousStrides(out.shape),
+    arrayOf(out, op),
+    out.offset,
+    out.strides,
+  );
 }

@@ -1,0 +1,206 @@
+/**
+ * Memory-bound ops over 4M floats, a (4096, 1024) f32 tensor: add, gelu, softmax over rows of 1024,
+ * layerNorm over rows of 1024 with affine weight and bias. Each is timed through the Tensor API and
+ * as a plain TypedArray loop doing the same math, in the same run, interleaved.
+ *
+ * Both sides allocate their output on every call (the ops are out-of-place). The reference loops
+ * are what a user would write by hand: `Math.exp` / `Math.tanh`, two-pass mean and variance.
+ * GB/s counts the compulsory traffic only: inputs read once, output written once (layerNorm also
+ * reads its weight and bias; the mean/rstd it saves for backward are not counted).
+ *
+ *   deno run --allow-ffi --allow-read --allow-env bench/elementwise_bench.ts [--quick]
+ * @module
+ */
+
+import { add, gelu, layerNorm, manualSeed, randn, softmax, type Tensor } from "../mod.ts";
+import { type BenchOptions, num, planReps, quickFlag, table, timeInterleaved } from "./_common.ts";
+
+const ROWS = 4096;
+const COLS = 1024;
+const N = ROWS * COLS; // 2^22
+
+/** One measured op. */
+export interface ElementwiseResult {
+  op: string;
+  shape: readonly number[];
+  reps: number;
+  /** Bytes read + written per call. */
+  bytes: number;
+  denogradMs: number;
+  referenceMs: number;
+  denogradGBps: number;
+  referenceGBps: number;
+  /** denogradGBps / referenceGBps. */
+  ratio: number;
+}
+
+// ---- the reference loops (plain TypedArrays, output allocated per call) ----
+
+function refAdd(a: Float32Array, b: Float32Array): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let i = 0; i < o.length; i++) o[i] = a[i] + b[i];
+  return o;
+}
+
+const GELU_A = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation, written the textbook way. */
+function refGelu(x: Float32Array): Float32Array {
+  const o = new Float32Array(x.length);
+  for (let i = 0; i < o.length; i++) {
+    const v = x[i];
+    o[i] = 0.5 * v * (1 + Math.tanh(GELU_A * (v + 0.044715 * v * v * v)));
+  }
+  return o;
+}
+
+/** Row-wise softmax: max, exp-and-sum, scale. */
+function refSoftmax(x: Float32Array, cols: number): Float32Array {
+  const o = new Float32Array(x.length);
+  for (let base = 0; base < x.length; base += cols) {
+    let mx = -Infinity;
+    for (let j = 0; j < cols; j++) if (x[base + j] > mx) mx = x[base + j];
+    let s = 0;
+    for (let j = 0; j < cols; j++) {
+      const e = Math.exp(x[base + j] - mx);
+      o[base + j] = e;
+      s += e;
+    }
+    const inv = 1 / s;
+    for (let j = 0; j < cols; j++) o[base + j] *= inv;
+  }
+  return o;
+}
+
+/** Row-wise layer norm with affine weight and bias (biased variance, two passes). */
+function refLayerNorm(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  eps: number,
+): Float32Array {
+  const cols = w.length;
+  const o = new Float32Array(x.length);
+  for (let base = 0; base < x.length; base += cols) {
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += x[base + j];
+    const mean = s / cols;
+    let v = 0;
+    for (let j = 0; j < cols; j++) {
+      const d = x[base + j] - mean;
+      v += d * d;
+    }
+    const rstd = 1 / Math.sqrt(v / cols + eps);
+    for (let j = 0; j < cols; j++) o[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j];
+  }
+  return o;
+}
+
+// ---- the benchmark ----
+
+/** An op to measure: the Tensor API call, the reference call, and its traffic in bytes. */
+interface Case {
+  op: string;
+  bytes: number;
+  viaTensor: () => void;
+  reference: () => void;
+}
+
+/**
+ * Runs add, gelu, softmax and layerNorm on (4096, 1024).
+ * @returns one result per op
+ */
+export function runElementwiseBench(opts: BenchOptions): ElementwiseResult[] {
+  manualSeed(0);
+  const a: Tensor = randn([ROWS, COLS]);
+  const b: Tensor = randn([ROWS, COLS]);
+  const w: Tensor = randn([COLS]);
+  const bias: Tensor = randn([COLS]);
+  // The reference reads the very same values.
+  const ha = a.toTypedArray() as Float32Array;
+  const hb = b.toTypedArray() as Float32Array;
+  const hw = w.toTypedArray() as Float32Array;
+  const hbias = bias.toTypedArray() as Float32Array;
+  // Keeps the reference outputs observable so no work is optimised away.
+  let sink = 0;
+  const keep = (o: Float32Array): void => {
+    sink += o[o.length - 1];
+  };
+
+  const cases: Case[] = [
+    {
+      op: "add",
+      bytes: 3 * N * 4,
+      viaTensor: () => add(a, b).dispose(),
+      reference: () => keep(refAdd(ha, hb)),
+    },
+    {
+      op: "gelu (tanh)",
+      bytes: 2 * N * 4,
+      viaTensor: () => gelu(a).dispose(),
+      reference: () => keep(refGelu(ha)),
+    },
+    {
+      op: "softmax (dim -1)",
+      bytes: 2 * N * 4,
+      viaTensor: () => softmax(a, -1).dispose(),
+      reference: () => keep(refSoftmax(ha, COLS)),
+    },
+    {
+      op: "layerNorm (affine)",
+      bytes: 2 * N * 4 + 2 * COLS * 4,
+      viaTensor: () => layerNorm(a, [COLS], w, bias).dispose(),
+      reference: () => keep(refLayerNorm(ha, hw, hbias, 1e-5)),
+    },
+  ];
+
+  const results = cases.map((c): ElementwiseResult => {
+    const fns = [c.viaTensor, c.reference];
+    const reps = planReps(fns, opts.quick ? 100 : 600, opts.quick ? 3 : 9, opts.quick ? 10 : 40);
+    const [denogradMs, referenceMs] = timeInterleaved(fns, { warmup: opts.quick ? 2 : 3, reps });
+    const denogradGBps = c.bytes / (denogradMs * 1e6);
+    const referenceGBps = c.bytes / (referenceMs * 1e6);
+    return {
+      op: c.op,
+      shape: [ROWS, COLS],
+      reps,
+      bytes: c.bytes,
+      denogradMs,
+      referenceMs,
+      denogradGBps,
+      referenceGBps,
+      ratio: denogradGBps / referenceGBps,
+    };
+  });
+  for (const t of [a, b, w, bias]) t.dispose();
+  if (Number.isNaN(sink)) console.warn("elementwise_bench: reference produced NaN");
+  return results;
+}
+
+/** The results as a plain-text table. */
+export function formatElementwise(results: readonly ElementwiseResult[]): string {
+  return table(
+    [
+      "op on (4096,1024) f32",
+      "reps",
+      "denograd ms",
+      "loop ms",
+      "denograd GB/s",
+      "loop GB/s",
+      "ratio",
+    ],
+    results.map((r) => [
+      r.op,
+      String(r.reps),
+      num(r.denogradMs, 2),
+      num(r.referenceMs, 2),
+      num(r.denogradGBps, 2),
+      num(r.referenceGBps, 2),
+      num(r.ratio, 3),
+    ]),
+  );
+}
+
+if (import.meta.main) {
+  console.log(formatElementwise(runElementwiseBench({ quick: quickFlag() })));
+}

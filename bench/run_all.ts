@@ -1,0 +1,114 @@
+/**
+ * Runs every CPU benchmark, prints the tables, and writes bench/results/cpu-<date>.json with the
+ * machine description. Every number is a same-run ratio against a reference (OpenBLAS called
+ * directly, plain TypedArray loops, PyTorch on the same machine).
+ *
+ *   deno task bench            # full run (a few minutes on 2 cores)
+ *   deno task bench --quick    # smoke run
+ * @module
+ */
+
+import { openblas } from "../ffi/openblas.ts";
+import { quickFlag } from "./_common.ts";
+import { formatMatmul, type MatmulResult, runMatmulBench } from "./matmul_bench.ts";
+import {
+  type ElementwiseResult,
+  formatElementwise,
+  runElementwiseBench,
+} from "./elementwise_bench.ts";
+import {
+  formatTransformer,
+  runTransformerBench,
+  type TransformerResult,
+} from "./transformer_bench.ts";
+
+/** Where and with what the numbers were taken. */
+interface MachineInfo {
+  cpu: string;
+  cores: number;
+  os: string;
+  deno: string;
+  v8: string;
+  openblasConfig: string | null;
+  openblasPath: string | null;
+  openblasThreads: number | null;
+  torch: string | null;
+  torchThreads: number | null;
+}
+
+/** The JSON written to bench/results/. */
+interface Report {
+  date: string;
+  quick: boolean;
+  machine: MachineInfo;
+  wallSeconds: number;
+  matmul: MatmulResult[];
+  elementwise: ElementwiseResult[];
+  transformer: TransformerResult;
+}
+
+/** The "model name" line of /proc/cpuinfo, or "unknown". */
+function cpuModel(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    const line = info.split("\n").find((l) => l.startsWith("model name"));
+    return line ? line.split(":")[1].trim() : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function machineInfo(t: TransformerResult): MachineInfo {
+  const blas = openblas();
+  return {
+    cpu: cpuModel(),
+    cores: navigator.hardwareConcurrency,
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    openblasConfig: blas?.config ?? null,
+    openblasPath: blas?.path ?? null,
+    openblasThreads: blas ? blas.symbols.openblas_get_num_threads() : null,
+    torch: t.torchVersion,
+    torchThreads: t.torchThreads,
+  };
+}
+
+async function main(): Promise<void> {
+  const quick = quickFlag();
+  const opts = { quick };
+  const t0 = performance.now();
+  const section = (title: string): void => console.log(`\n== ${title} ==`);
+
+  section("matmul: Tensor API vs cblas_sgemm on the same OpenBLAS");
+  const matmul = runMatmulBench(opts);
+  console.log(formatMatmul(matmul));
+
+  section("memory-bound ops: Tensor API vs plain TypedArray loops");
+  const elementwise = runElementwiseBench(opts);
+  console.log(formatElementwise(elementwise));
+
+  section("transformer training step: denograd vs PyTorch CPU");
+  const transformer = await runTransformerBench(opts);
+  console.log(formatTransformer(transformer));
+
+  const machine = machineInfo(transformer);
+  const wallSeconds = (performance.now() - t0) / 1000;
+  section("machine");
+  console.log(
+    `${machine.cpu}, ${machine.cores} cores, Deno ${machine.deno}, torch ${machine.torch ?? "n/a"}`,
+  );
+  console.log(
+    `OpenBLAS (${machine.openblasThreads} threads): ${machine.openblasConfig ?? "not found"}`,
+  );
+
+  const date = new Date().toISOString().slice(0, 10);
+  const report: Report = { date, quick, machine, wallSeconds, matmul, elementwise, transformer };
+  const dir = new URL("./results/", import.meta.url);
+  Deno.mkdirSync(dir, { recursive: true });
+  const file = new URL(`cpu-${date}${quick ? "-quick" : ""}.json`, dir);
+  Deno.writeTextFileSync(file, JSON.stringify(report, null, 2) + "\n");
+  console.log(`\nwrote ${file.pathname} (${wallSeconds.toFixed(0)} s)`);
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,222 @@
+/**
+ * The CPU backend: host ArrayBuffers and TypeScript kernels, with matmul through OpenBLAS when
+ * it is installed. It is the reference every other backend is tested against.
+ * @module
+ */
+
+import type {
+  Backend,
+  BinaryOp,
+  Buffer,
+  Device,
+  MatmulOptions,
+  ReduceOp,
+  UnaryOp,
+  View,
+} from "../backend.ts";
+import type { DType, TypedArray } from "../../dtype.ts";
+import { openblas } from "../../../ffi/openblas.ts";
+import { CpuBuffer, cpuBuffer } from "./buffer.ts";
+import { binary, fill, unary, where } from "./elementwise.ts";
+import { reduce } from "./reduce.ts";
+import { makeSgemm, matmul, type Sgemm } from "./matmul.ts";
+import { embeddingBackward, embeddingForward, gather, scatterAdd } from "./indexing.ts";
+import {
+  crossEntropyBackward,
+  crossEntropyForward,
+  layerNormBackward,
+  layerNormForward,
+  softmaxBackward,
+  softmaxForward,
+} from "./nn.ts";
+
+/** Options of a CPU backend. */
+export interface CpuBackendOptions {
+  /**
+   * Use OpenBLAS for matmul when it can be found (default true). false forces the TypeScript
+   * fallback, e.g. to test it; `DENOGRAD_NO_BLAS=1` does the same process-wide.
+   */
+  blas?: boolean;
+}
+
+function checkRange(op: string, what: string, start: number, len: number, size: number): void {
+  if (!(Number.isInteger(start) && start >= 0 && len >= 0 && start + len <= size)) {
+    throw new RangeError(
+      `${op}: ${what} [${start}, ${start + len}) is outside the buffer's ${size}`,
+    );
+  }
+}
+
+/**
+ * Runs every kernel on the host.
+ * @example
+ * ```ts
+ * const cpu = new CpuBackend();
+ * const buf = cpu.alloc(8);
+ * cpu.write(buf, new Float32Array([1, 2]));
+ * const v = { buffer: buf, dtype: "f32" as const, shape: [2], strides: [1], offset: 0 };
+ * cpu.unary("exp", v, v);
+ * console.log(cpu.read(buf, "f32", 0, 2)); // Float32Array [ 2.718..., 7.389... ]
+ * ```
+ */
+export class CpuBackend implements Backend {
+  /** Always "cpu". */
+  readonly device: Device = "cpu";
+  /** Whether matmul runs on OpenBLAS (false: the TypeScript fallback). */
+  readonly usesBlas: boolean;
+  readonly #sgemm: Sgemm;
+
+  /** Opens OpenBLAS lazily once per process (see ffi/openblas.ts); options.blas false skips it. */
+  constructor(options: CpuBackendOptions = {}) {
+    const blas = options.blas === false ? null : openblas();
+    this.usesBlas = blas !== null;
+    this.#sgemm = makeSgemm(blas);
+  }
+
+  /** Allocates zero-filled host memory. */
+  alloc(bytes: number): CpuBuffer {
+    return new CpuBuffer(bytes);
+  }
+
+  /** Marks the buffer dead; the GC reclaims the memory, kernels refuse it from now on. */
+  free(buffer: Buffer): void {
+    cpuBuffer(buffer, "free").freed = true;
+  }
+
+  /** Copies host data into the buffer starting at byte `byteOffset`. */
+  write(buffer: Buffer, src: TypedArray, byteOffset = 0): void {
+    const b = cpuBuffer(buffer, "write");
+    checkRange("write", "bytes", byteOffset, src.byteLength, b.data.byteLength);
+    new Uint8Array(b.data, byteOffset, src.byteLength)
+      .set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+  }
+
+  /** A new host array with `count` elements of `dtype` from element `offset`. */
+  read(buffer: Buffer, dtype: DType, offset: number, count: number): TypedArray {
+    const a = cpuBuffer(buffer, "read").array(dtype);
+    checkRange("read", "elements", offset, count, a.length);
+    return a.slice(offset, offset + count);
+  }
+
+  /** Copies `bytes` bytes between (possibly the same, possibly overlapping) buffers. */
+  copy(src: Buffer, dst: Buffer, bytes: number, srcByteOffset = 0, dstByteOffset = 0): void {
+    const s = cpuBuffer(src, "copy"), d = cpuBuffer(dst, "copy");
+    checkRange("copy", "source bytes", srcByteOffset, bytes, s.data.byteLength);
+    checkRange("copy", "destination bytes", dstByteOffset, bytes, d.data.byteLength);
+    // TypedArray.set copies as if through a temporary when both views share memory.
+    new Uint8Array(d.data, dstByteOffset, bytes).set(new Uint8Array(s.data, srcByteOffset, bytes));
+  }
+
+  /** out = value everywhere in the view. */
+  fill(out: View, value: number): void {
+    fill(out, value);
+  }
+
+  /** out = op(x); `copy` casts between dtypes. */
+  unary(op: UnaryOp, x: View, out: View): void {
+    unary(op, x, out);
+  }
+
+  /** out = a op b with broadcasting through stride-0 views. */
+  binary(op: BinaryOp, a: View, b: View, out: View): void {
+    binary(op, a, b, out);
+  }
+
+  /** out = cond != 0 ? a : b. */
+  where(cond: View, a: View, b: View, out: View): void {
+    where(cond, a, b, out);
+  }
+
+  /** Reduces x over sorted axes into a keepdim-layout out. */
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void {
+    reduce(op, x, axes, out);
+  }
+
+  /** Batched out = alpha * op(a) @ op(b) + beta * out. */
+  matmul(a: View, b: View, out: View, options: MatmulOptions): void {
+    matmul(a, b, out, options, this.#sgemm);
+  }
+
+  /** torch.gather along `axis`. */
+  gather(x: View, axis: number, index: View, out: View): void {
+    gather(x, axis, index, out);
+  }
+
+  /** dst[index along axis] += src. */
+  scatterAdd(dst: View, axis: number, index: View, src: View): void {
+    scatterAdd(dst, axis, index, src);
+  }
+
+  /** Softmax or log-softmax over the last dim. */
+  softmaxForward(x: View, y: View, log: boolean): void {
+    softmaxForward(x, y, log);
+  }
+
+  /** Gradient of softmaxForward. */
+  softmaxBackward(y: View, dy: View, dx: View, log: boolean): void {
+    softmaxBackward(y, dy, dx, log);
+  }
+
+  /** LayerNorm over the last dim, saving mean and rstd. */
+  layerNormForward(
+    x: View,
+    weight: View | null,
+    bias: View | null,
+    y: View,
+    mean: View,
+    rstd: View,
+    eps: number,
+  ): void {
+    layerNormForward(x, weight, bias, y, mean, rstd, eps);
+  }
+
+  /** Gradient of layerNormForward; dweight/dbias are overwritten. */
+  layerNormBackward(
+    dy: View,
+    x: View,
+    weight: View | null,
+    mean: View,
+    rstd: View,
+    dx: View,
+    dweight: View | null,
+    dbias: View | null,
+  ): void {
+    layerNormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias);
+  }
+
+  /** Per-row cross-entropy and logsumexp. */
+  crossEntropyForward(
+    logits: View,
+    targets: View,
+    losses: View,
+    lse: View,
+    ignoreIndex: number,
+  ): void {
+    crossEntropyForward(logits, targets, losses, lse, ignoreIndex);
+  }
+
+  /** Gradient of crossEntropyForward. */
+  crossEntropyBackward(
+    logits: View,
+    targets: View,
+    lse: View,
+    dlosses: View,
+    dlogits: View,
+    ignoreIndex: number,
+  ): void {
+    crossEntropyBackward(logits, targets, lse, dlosses, dlogits, ignoreIndex);
+  }
+
+  /** Rows of weight picked by ids. */
+  embeddingForward(weight: View, ids: View, out: View): void {
+    embeddingForward(weight, ids, out);
+  }
+
+  /** Scatter-adds dout rows into dweight. */
+  embeddingBackward(dout: View, ids: View, dweight: View): void {
+    embeddingBackward(dout, ids, dweight);
+  }
+
+  /** A no-op: CPU kernels finish before they return. */
+  synchronize(): void {}
+}
