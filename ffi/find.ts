@@ -142,7 +142,9 @@ export function findLibrary<const S extends Deno.ForeignLibraryInterface>(
       if (found) return found;
     }
     throw new Error(
-      `${spec.name}: ${spec.envVar}=${override} could not be loaded. Tried:\n${tried.join("\n")}\n` +
+      `${spec.name}: ${spec.envVar}=${override} could not be loaded. Tried:\n${
+        tried.join("\n")
+      }\n` +
         `Point ${spec.envVar} at an existing library, or unset it (install: ${spec.provides}).`,
     );
   }
