@@ -334,22 +334,17 @@ export function ge(a: Tensor, b: Operand): Tensor {
  */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   checkTensor("where", cond, "cond");
-  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
-  const [at, bt, temps] = typeof a === "number" && typeof b === "number"
-    ? (() => {
-      const dt: DType = Number.isInteger(a) && Number.isInteger(b) ? "i32" : "f32";
-      const x = scalar(a, dt, cond), y = scalar(b, dt, cond);
-      return [x, y, [x, y]] as [Tensor, Tensor, Tensor[]];
-    })()
-    : typeof a === "number"
-    ? (() => {
-      const [y, x, t] = operands("where", b as Tensor, a);
-      return [x, y, t] as [Tensor, Tensor, Tensor[]];
-    })()
-    : operands("where", a, b);
+  let at: Tensor, bt: Tensor, temps: Tensor[];
+  if (a instanceof Tensor) [at, bt, temps] = operands("where", a, b);
+  else if (b instanceof Tensor) [bt, at, temps] = operands("where", b, a);
+  else {
+    // Two numbers: i32 if both are integers, like PyTorch's type promotion.
+    const dtype: DType = Number.isInteger(a) && Number.isInteger(b) ? "i32" : "f32";
+    temps = [at = scalar(a, dtype, cond), bt = scalar(b, dtype, cond)];
+  }
   checkSameDevice("where", cond, at, bt);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, at.shape), bt.shape);
-  const out = empty(shape, at.dtype, like);
+  const out = empty(shape, at.dtype, cond);
   cond.backend.where(
     broadcastView(cond, shape),
     broadcastView(at, shape),
@@ -386,11 +381,8 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   checkTensor("maskedFill", x);
   checkTensor("maskedFill", mask, "mask");
   if (typeof value !== "number") throw new TypeError("maskedFill: value must be a number");
-  broadcastShapes("maskedFill", x.shape, mask.shape);
-  if (
-    broadcastShapes("maskedFill", x.shape, mask.shape).length !== x.ndim ||
-    !broadcastShapes("maskedFill", x.shape, mask.shape).every((d, i) => d === x.shape[i])
-  ) {
+  const shape = broadcastShapes("maskedFill", x.shape, mask.shape);
+  if (shape.length !== x.ndim || shape.some((d, i) => d !== x.shape[i])) {
     throw new RangeError(
       `maskedFill: mask of shape [${mask.shape}] does not broadcast to input [${x.shape}]`,
     );
