@@ -47,17 +47,19 @@ export function planReps(
 }
 
 /**
- * Times each function `plan.reps` times, interleaved (A B, B A, A B, ...) so that drift in machine
- * load hits all of them alike, after `plan.warmup` untimed calls each.
+ * Times each function `plan.reps` times, interleaved with a rotating order (A B C, B C A, C A B,
+ * ...) so that drift in machine load and GC hit all of them alike, after `plan.warmup` untimed
+ * calls each.
  * @returns the median milliseconds of each function, in the order given
  */
 export function timeInterleaved(fns: readonly (() => void)[], plan: RepPlan): number[] {
   for (let w = 0; w < plan.warmup; w++) for (const fn of fns) fn();
   const samples: number[][] = fns.map(() => []);
   for (let r = 0; r < plan.reps; r++) {
-    const order = fns.map((_, i) => i);
-    if (r % 2 === 1) order.reverse();
-    for (const i of order) samples[i].push(timeOnce(fns[i]));
+    for (let j = 0; j < fns.length; j++) {
+      const i = (r + j) % fns.length;
+      samples[i].push(timeOnce(fns[i]));
+    }
   }
   return samples.map(median);
 }

@@ -24,6 +24,7 @@ import {
   manualSeed,
   maskedFill,
   matmul,
+  memoryStats,
   ones,
   randint,
   randn,
@@ -62,6 +63,11 @@ export interface TransformerResult {
   torchLoss: number | null;
   torchVersion: string | null;
   torchThreads: number | null;
+  /**
+   * Growth of live bytes from after the first step to after the last (> 0: a leak; < 0: the GC
+   * backstop freed tensors that were never disposed).
+   */
+  leakedBytes: number;
   /** Why PyTorch was skipped, if it was. */
   torchError?: string;
 }
@@ -96,8 +102,8 @@ function weight(shape: number[]): Tensor {
   return param(w);
 }
 
-/** The model: parameters, a fixed input, targets and the causal mask. */
-class Model {
+/** The model: parameters, a fixed input, targets and the causal mask (exported for profiling). */
+export class Model {
   readonly blocks: BlockParams[] = [];
   readonly lnfw: Tensor;
   readonly lnfb: Tensor;
@@ -287,7 +293,7 @@ function settle(): Promise<void> {
 export async function runTransformerBench(opts: BenchOptions): Promise<TransformerResult> {
   manualSeed(0);
   const warmup = opts.quick ? 1 : 2;
-  const reps = opts.quick ? 2 : 7;
+  const reps = opts.quick ? 2 : 9;
   const model = new Model();
 
   let torch: TorchProcess | null = null;
@@ -303,12 +309,14 @@ export async function runTransformerBench(opts: BenchOptions): Promise<Transform
 
   const ours: number[] = [], theirs: number[] = [];
   let denogradLoss = NaN, torchLoss: number | null = null;
+  let liveAfterFirst = 0;
   for (let r = 0; r < warmup + reps; r++) {
     let loss = NaN;
     const ms = timeOnce(() => {
       loss = model.step();
     });
     model.zeroGrad();
+    if (r === 0) liveAfterFirst = memoryStats().liveBytes;
     denogradLoss = loss;
     if (r >= warmup) ours.push(ms);
     if (torch) {
@@ -320,6 +328,7 @@ export async function runTransformerBench(opts: BenchOptions): Promise<Transform
     }
   }
   if (torch) await torch.close();
+  const leakedBytes = memoryStats().liveBytes - liveAfterFirst;
   model.dispose();
 
   const denogradMs = median(ours);
@@ -334,6 +343,7 @@ export async function runTransformerBench(opts: BenchOptions): Promise<Transform
     torchLoss,
     torchVersion: torch?.version ?? null,
     torchThreads: torch?.threads ?? null,
+    leakedBytes,
     ...(torchError ? { torchError } : {}),
   };
 }
@@ -355,8 +365,13 @@ export function formatTransformer(r: TransformerResult): string {
   const losses = `loss: denograd ${num(r.denogradLoss, 4)}, torch ${
     r.torchLoss === null ? "n/a" : num(r.torchLoss, 4)
   } (both ~ln ${vocab} = ${num(Math.log(vocab), 4)})`;
+  const leak = r.leakedBytes > 0
+    ? `\nWARNING: live memory grew ${r.leakedBytes} bytes over the run (a leak)`
+    : r.leakedBytes < 0
+    ? `\nnote: the GC backstop freed ${-r.leakedBytes} bytes of tensors that were never disposed`
+    : "";
   const note = r.torchError ? `\nPyTorch skipped: ${r.torchError}` : "";
-  return `${out}\n${losses}${note}`;
+  return `${out}\n${losses}${leak}${note}`;
 }
 
 if (import.meta.main) {

@@ -72,7 +72,7 @@ export class Tensor {
     track(this, storage);
   }
 
-  /** A new contiguous, uninitialised-by-contract (zeroed on CPU) tensor on `backend`. */
+  /** A new contiguous tensor on `backend` whose contents are unspecified until written. */
   static empty(shape: readonly number[], dtype: DType, backend: Backend): Tensor {
     const buf = backend.alloc(Math.max(numel(shape), 1) * 4);
     return new Tensor(new Storage(backend, buf), shape, dtype);

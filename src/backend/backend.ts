@@ -90,6 +90,7 @@ export interface Backend {
   readonly device: Device;
 
   // ---- buffers ----
+  /** New memory; its contents are unspecified (every kernel writes all of its output). */
   alloc(bytes: number): Buffer;
   free(buffer: Buffer): void;
   /** Copies host data into the buffer starting at byte `byteOffset` (default 0). */

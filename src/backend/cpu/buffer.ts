@@ -11,7 +11,7 @@ import type { DType, TypedArray } from "../../dtype.ts";
 export class CpuBuffer implements Buffer {
   /** Size in bytes as requested. */
   readonly bytes: number;
-  /** The memory (rounded up to whole 4-byte elements); zero-filled at allocation. */
+  /** The memory (rounded up to whole 4-byte elements). */
   readonly data: ArrayBuffer;
   /** f32 view over all of `data`. */
   readonly f32: Float32Array;
@@ -20,13 +20,13 @@ export class CpuBuffer implements Buffer {
   /** Set by `free`; kernels refuse freed buffers instead of silently reading stale memory. */
   freed = false;
 
-  /** Allocates `bytes` zeroed bytes. */
-  constructor(bytes: number) {
+  /** Wraps `data` (a recycled block), or allocates `bytes` zeroed bytes. */
+  constructor(bytes: number, data?: ArrayBuffer) {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       throw new RangeError(`alloc: bytes must be a non-negative integer, got ${bytes}`);
     }
     this.bytes = bytes;
-    this.data = new ArrayBuffer(Math.ceil(bytes / 4) * 4);
+    this.data = data ?? new ArrayBuffer(Math.ceil(bytes / 4) * 4);
     this.f32 = new Float32Array(this.data);
     this.i32 = new Int32Array(this.data);
   }
@@ -61,4 +61,54 @@ export function f32Of(v: View, op: string): Float32Array {
 export function i32Of(v: View, op: string): Int32Array {
   if (v.dtype !== "i32") throw new TypeError(`${op}: expected an i32 view, got ${v.dtype}`);
   return cpuBuffer(v.buffer, op).i32;
+}
+
+/**
+ * Recycles freed ArrayBuffers by exact size. A training step allocates the same shapes every
+ * iteration; reusing their memory at once avoids fresh zeroed pages and waiting for V8's GC.
+ */
+export class BufferPool {
+  readonly #free = new Map<number, ArrayBuffer[]>();
+  #cachedBytes = 0;
+  /** Upper bound on cached bytes; beyond it freed blocks are left to the GC. */
+  readonly limitBytes: number;
+  /** Fill handed-out memory with NaN (tests: catches kernels that read before writing). */
+  readonly poison: boolean;
+
+  /** A pool holding at most `limitBytes` of idle memory. */
+  constructor(limitBytes: number, poison = false) {
+    this.limitBytes = limitBytes;
+    this.poison = poison;
+  }
+
+  /** Bytes currently cached (idle, ready for reuse). */
+  get cachedBytes(): number {
+    return this.#cachedBytes;
+  }
+
+  /** A buffer of `bytes`, recycled when a freed one of the same size is cached. */
+  take(bytes: number): CpuBuffer {
+    const size = Math.ceil(bytes / 4) * 4;
+    const data = this.#free.get(size)?.pop();
+    if (data) this.#cachedBytes -= size;
+    const b = new CpuBuffer(bytes, data);
+    if (this.poison) b.f32.fill(NaN);
+    return b;
+  }
+
+  /** Returns a freed buffer's memory to the cache (or to the GC when the cache is full). */
+  give(buffer: CpuBuffer): void {
+    const size = buffer.data.byteLength;
+    if (size === 0 || this.#cachedBytes + size > this.limitBytes) return;
+    let list = this.#free.get(size);
+    if (!list) this.#free.set(size, list = []);
+    list.push(buffer.data);
+    this.#cachedBytes += size;
+  }
+
+  /** Drops every cached block. */
+  clear(): void {
+    this.#free.clear();
+    this.#cachedBytes = 0;
+  }
 }

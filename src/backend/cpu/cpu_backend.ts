@@ -16,7 +16,8 @@ import type {
 } from "../backend.ts";
 import type { DType, TypedArray } from "../../dtype.ts";
 import { openblas } from "../../../ffi/openblas.ts";
-import { CpuBuffer, cpuBuffer } from "./buffer.ts";
+import { BufferPool, CpuBuffer, cpuBuffer } from "./buffer.ts";
+import { envVar } from "../../../ffi/find.ts";
 import { binary, fill, unary, where } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
 import { makeSgemm, matmul, type Sgemm } from "./matmul.ts";
@@ -37,6 +38,8 @@ export interface CpuBackendOptions {
    * fallback, e.g. to test it; `DENOGRAD_NO_BLAS=1` does the same process-wide.
    */
   blas?: boolean;
+  /** Most idle memory kept for reuse, in bytes (default 1 GiB; 0 disables the cache). */
+  cacheLimitBytes?: number;
 }
 
 function checkRange(op: string, what: string, start: number, len: number, size: number): void {
@@ -65,22 +68,40 @@ export class CpuBackend implements Backend {
   /** Whether matmul runs on OpenBLAS (false: the TypeScript fallback). */
   readonly usesBlas: boolean;
   readonly #sgemm: Sgemm;
+  readonly #pool: BufferPool;
 
   /** Opens OpenBLAS lazily once per process (see ffi/openblas.ts); options.blas false skips it. */
   constructor(options: CpuBackendOptions = {}) {
     const blas = options.blas === false ? null : openblas();
     this.usesBlas = blas !== null;
     this.#sgemm = makeSgemm(blas);
+    // DENOGRAD_POISON=1 fills new memory with NaN, so a kernel that reads before it writes shows.
+    this.#pool = new BufferPool(
+      options.cacheLimitBytes ?? 2 ** 30,
+      envVar("DENOGRAD_POISON") === "1",
+    );
   }
 
-  /** Allocates zero-filled host memory. */
+  /** Host memory with unspecified contents (recycled from freed buffers of the same size). */
   alloc(bytes: number): CpuBuffer {
-    return new CpuBuffer(bytes);
+    return this.#pool.take(bytes);
   }
 
-  /** Marks the buffer dead; the GC reclaims the memory, kernels refuse it from now on. */
+  /** Marks the buffer dead (kernels refuse it from now on) and recycles its memory. */
   free(buffer: Buffer): void {
-    cpuBuffer(buffer, "free").freed = true;
+    const b = cpuBuffer(buffer, "free");
+    b.freed = true;
+    this.#pool.give(b);
+  }
+
+  /** Bytes of freed memory cached for reuse. */
+  get cachedBytes(): number {
+    return this.#pool.cachedBytes;
+  }
+
+  /** Releases all cached memory to the garbage collector. */
+  emptyCache(): void {
+    this.#pool.clear();
   }
 
   /** Copies host data into the buffer starting at byte `byteOffset`. */
