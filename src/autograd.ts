@@ -145,8 +145,7 @@ export function runBackward(root: Tensor, seed: Tensor): void {
         }
         const prev = grads.get(input);
         if (prev) {
-          grads.set(input, prev.add(ig));
-          prev.dispose();
+          grads.set(input, accumulate(prev, ig));
           ig.dispose();
         } else grads.set(input, ig);
       }
@@ -154,6 +153,21 @@ export function runBackward(root: Tensor, seed: Tensor): void {
       freeNode(t);
     }
   });
+}
+
+/**
+ * prev + g. When `prev` is the only handle on its memory it is updated in place, so a tensor used
+ * by many ops (a residual stream, the pieces of a split) does not allocate once per use.
+ */
+export function accumulate(prev: Tensor, g: Tensor): Tensor {
+  if (!prev.storage.shared && prev.isContiguous) {
+    const v = prev._view();
+    prev.backend.binary("add", v, g._view(), v);
+    return prev;
+  }
+  const sum = prev.add(g);
+  prev.dispose();
+  return sum;
 }
 
 function freeNode(t: Tensor): void {

@@ -43,6 +43,11 @@ export class Storage {
     return this.#refs <= 0;
   }
 
+  /** Whether more than one tensor holds this memory (then it must not be written in place). */
+  get shared(): boolean {
+    return this.#refs > 1;
+  }
+
   /** Adds a reference (a new view of the same memory). */
   retain(): this {
     this.#refs++;

@@ -6,7 +6,7 @@
 
 import type { Backend, Device, View } from "./backend/backend.ts";
 import type { DType, TypedArray } from "./dtype.ts";
-import { type GradNode, releaseNode, runBackward } from "./autograd.ts";
+import { accumulate, type GradNode, releaseNode, runBackward } from "./autograd.ts";
 import { Storage, track, untrack } from "./memory.ts";
 import { contiguousStrides, fmt, isContiguous, numel } from "./_shape.ts";
 import * as el from "./ops/elementwise.ts";
@@ -270,8 +270,7 @@ export class Tensor {
     let owned = g.isContiguous ? g : mv.contiguous(g);
     if (owned !== g) g.dispose();
     if (this.grad && !this.grad.disposed) {
-      const sum = el.add(this.grad, owned);
-      this.grad.dispose();
+      const sum = accumulate(this.grad, owned);
       owned.dispose();
       owned = sum;
     }

@@ -110,6 +110,7 @@ export interface Backend {
   /** out = value everywhere in the (possibly strided) view. */
   fill(out: View, value: number): void;
   unary(op: UnaryOp, x: View, out: View): void;
+  /** `out` may be exactly the view `a` (in-place update, e.g. gradient accumulation). */
   binary(op: BinaryOp, a: View, b: View, out: View): void;
   /** out = cond != 0 ? a : b. All three inputs already have out.shape. */
   where(cond: View, a: View, b: View, out: View): void;

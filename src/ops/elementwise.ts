@@ -396,8 +396,8 @@ function triangle(name: string, x: Tensor, k: number, lower: boolean): Tensor {
   if (!Number.isInteger(k)) throw new TypeError(`${name}: diagonal must be an integer, got ${k}`);
   const [r, c] = x.shape.slice(-2);
   // keep[i][j] = j - i <= k (tril) or j - i >= k (triu), built on the device from two iotas.
-  const rows = iota(r, x).alias([r, 1], [1, 0], 0);
-  const cols = iota(c, x).alias([1, c], [0, 1], 0);
+  const rows = iota([r, 1], x);
+  const cols = iota([1, c], x);
   const diff = sub(cols, rows);
   const keep = lower ? le(diff, k) : ge(diff, k);
   const out = where(keep, x, 0);
@@ -405,8 +405,10 @@ function triangle(name: string, x: Tensor, k: number, lower: boolean): Tensor {
   return out;
 }
 
-function iota(n: number, like: Tensor): Tensor {
-  const t = empty([n], "i32", like);
+/** 0, 1, 2, ... laid out in `shape` (a row or a column). */
+function iota(shape: number[], like: Tensor): Tensor {
+  const n = shape[0] * shape[1];
+  const t = empty(shape, "i32", like);
   const host = new Int32Array(n);
   for (let i = 0; i < n; i++) host[i] = i;
   t.backend.write(t.storage.buffer, host);

@@ -5,8 +5,9 @@
  */
 
 import { attach } from "../autograd.ts";
+import type { View } from "../backend/backend.ts";
 import type { Tensor } from "../tensor.ts";
-import { broadcastShapes, fmt } from "../_shape.ts";
+import { broadcastShapes, fmt, numel } from "../_shape.ts";
 import {
   broadcastView,
   checkDType,
@@ -15,8 +16,7 @@ import {
   empty,
   sumTo,
 } from "./_helpers.ts";
-import { add } from "./elementwise.ts";
-import { reshape, squeeze, transpose, unsqueeze } from "./movement.ts";
+import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./movement.ts";
 
 /**
  * Matrix product with PyTorch semantics: 1-D operands are promoted to a row/column and the added
@@ -135,11 +135,48 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       );
     }
   }
-  const wt = transpose(weight, 0, 1);
-  const y = matmul(x, wt);
-  wt.dispose();
-  if (!bias) return y;
-  const out = add(y, bias);
-  y.dispose();
-  return out;
+  checkSameDevice("linear", x, weight, ...(bias ? [bias] : []));
+  checkDType("linear", x, "f32");
+  checkDType("linear", weight, "f32", "weight");
+  const [n, k] = weight.shape;
+  const rows = numel(x.shape.slice(0, -1)); // every leading dim folds into the GEMM's M
+  const be = x.backend;
+  const mat = (t: Tensor, r: number, c: number): View => ({
+    ...t._view(),
+    shape: [r, c],
+    strides: [c, 1],
+  });
+  const wT: View = {
+    ...weight._view(),
+    shape: [k, n],
+    strides: [weight.strides[1], weight.strides[0]],
+  };
+  const xc = contiguous(x);
+  const y = empty([...x.shape.slice(0, -1), n], "f32", x);
+  be.matmul(mat(xc, rows, k), wT, mat(y, rows, n), { transA: false, transB: false });
+  if (bias) {
+    const yv = mat(y, rows, n);
+    be.binary("add", yv, { ...bias._view(), shape: [rows, n], strides: [0, bias.strides[0]] }, yv);
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return attach(y, "linear", inputs, (g) => {
+    const gc = contiguous(g);
+    const g2 = mat(gc, rows, n);
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (x.requiresGrad) { // (rows, N) @ (N, K)
+      dx = empty(x.shape, "f32", g);
+      be.matmul(g2, weight._view(), mat(dx, rows, k), { transA: false, transB: false });
+    }
+    if (weight.requiresGrad) { // g^T @ x: (N, rows) @ (rows, K), already in W's layout
+      dw = empty([n, k], "f32", g);
+      const gT: View = { ...g2, shape: [n, rows], strides: [1, n] };
+      be.matmul(gT, mat(xc, rows, k), dw._view(), { transA: false, transB: false });
+    }
+    if (bias?.requiresGrad) { // column sums of g
+      db = empty([n], "f32", g);
+      be.reduce("sum", g2, [0], { ...db._view(), shape: [1, n], strides: [n, 1] });
+    }
+    if (gc !== g) gc.dispose();
+    return bias ? [dx, dw, db] : [dx, dw];
+  }, xc !== x ? [xc] : []);
 }

@@ -21,8 +21,10 @@ for (let m = 0; m < 2200; m++) EXP2_INT[m] = Math.pow(2, m - 1100);
  * e^x = 2^m * 2^(j/32) * e^r and a degree-4 polynomial suffices for e^r.
  */
 export function fastExp(x: number): number {
-  // Outside this range the tables would overflow; NaN falls through and stays NaN.
-  if (x < -700 || x > 700) return Math.exp(x);
+  // e^-104 is below the smallest f32 subnormal, so 0 is exact for f32 results (and covers the
+  // -Infinity of masked attention scores cheaply); large x overflow to Infinity through Math.exp.
+  if (x < -104) return 0;
+  if (x > 700) return Math.exp(x);
   const k = (x * SCALE + MAGIC_ROUND) - MAGIC_ROUND;
   const r = (x - k * LN2_32_HI) - k * LN2_32_LO;
   const ki = k | 0;
