@@ -16,7 +16,7 @@ import type {
 } from "../backend.ts";
 import type { DType, TypedArray } from "../../dtype.ts";
 import { openblas } from "../../../ffi/openblas.ts";
-import { BufferPool, CpuBuffer, cpuBuffer } from "./buffer.ts";
+import { BufferPool, type CpuBuffer, cpuBuffer } from "./buffer.ts";
 import { envVar } from "../../../ffi/find.ts";
 import { binary, fill, unary, where } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
