@@ -25,6 +25,7 @@ export type {
   UnaryOp,
   View,
 } from "./src/backend/backend.ts";
+export type { Buffer } from "./src/backend/backend.ts";
 export { getBackend } from "./src/backend/registry.ts";
 export {
   arange,
@@ -116,5 +117,5 @@ export {
 } from "./src/ops/nn.ts";
 export { isGradEnabled, noGrad } from "./src/autograd.ts";
 export { gradcheck, type GradcheckOptions } from "./src/gradcheck.ts";
-export { keep, type MemoryStats, memoryStats, tidy } from "./src/memory.ts";
+export { keep, type MemoryStats, memoryStats, tidy, type Tracked } from "./src/memory.ts";
 export { getRngState, manualSeed, type RngState, setRngState } from "./src/random.ts";

@@ -65,10 +65,13 @@ export class Storage {
   }
 }
 
-/** What a tensor must expose to be tracked here. */
-export interface Disposable {
+/** What a tensor exposes to be tracked by tidy scopes. */
+export interface Tracked {
+  /** Gives the memory back. */
   dispose(): void;
+  /** Whether the memory has been given back. */
   readonly disposed: boolean;
+  /** Set by keep(): no tidy scope disposes it. */
   kept: boolean;
 }
 
@@ -78,7 +81,7 @@ const backstop = new FinalizationRegistry<Storage>((storage) => {
 });
 
 /** Registers a new tensor: counts it, adds it to the innermost tidy scope, arms the backstop. */
-export function track(t: Disposable, storage: Storage): void {
+export function track(t: Tracked, storage: Storage): void {
   stats.liveTensors++;
   backstop.register(t, storage, t);
   const scope = scopes[scopes.length - 1];
@@ -86,12 +89,12 @@ export function track(t: Disposable, storage: Storage): void {
 }
 
 /** Called by dispose(): the tensor gave its storage back itself. */
-export function untrack(t: Disposable): void {
+export function untrack(t: Tracked): void {
   stats.liveTensors--;
   backstop.unregister(t);
 }
 
-const scopes: Disposable[][] = [];
+const scopes: Tracked[][] = [];
 
 /**
  * Runs `fn` and disposes every tensor created inside it except those it returns (a tensor, or
@@ -108,7 +111,7 @@ const scopes: Disposable[][] = [];
  * ```
  */
 export function tidy<T>(fn: () => T): T {
-  const scope: Disposable[] = [];
+  const scope: Tracked[] = [];
   scopes.push(scope);
   let result: T;
   try {
@@ -148,7 +151,7 @@ function collect(x: unknown, out: Set<unknown>, depth: number): void {
  *
  * @returns the same tensor
  */
-export function keep<T extends Disposable>(t: T): T {
+export function keep<T extends Tracked>(t: T): T {
   t.kept = true;
   return t;
 }

@@ -43,7 +43,9 @@ export function philox4x32(c0: number, c1: number, k0: number, k1: number, out: 
 
 /** The generator state: a seed and how many 4-word blocks have been consumed. */
 export interface RngState {
+  /** The seed given to manualSeed. */
   seed: number;
+  /** Counter blocks consumed since seeding. */
   offset: number;
 }
 

@@ -20,10 +20,15 @@ export interface Buffer {
  * `offset + sum(ik * strides[k])` (in elements, not bytes). A stride of 0 broadcasts.
  */
 export interface View {
+  /** The memory viewed. */
   readonly buffer: Buffer;
+  /** Element type. */
   readonly dtype: DType;
+  /** Dims, outermost first. */
   readonly shape: readonly number[];
+  /** Element step of each dim (0 broadcasts). */
   readonly strides: readonly number[];
+  /** Element index of the first element. */
   readonly offset: number;
 }
 
@@ -87,11 +92,13 @@ export interface MatmulOptions {
  * kernel has exactly `out.shape`.
  */
 export interface Backend {
+  /** The device this backend runs on, e.g. "cpu". */
   readonly device: Device;
 
   // ---- buffers ----
   /** New memory; its contents are unspecified (every kernel writes all of its output). */
   alloc(bytes: number): Buffer;
+  /** Gives memory back (the backend may cache it for reuse). */
   free(buffer: Buffer): void;
   /** Copies host data into the buffer starting at byte `byteOffset` (default 0). */
   write(buffer: Buffer, src: TypedArray, byteOffset?: number): void;
@@ -109,6 +116,7 @@ export interface Backend {
   // ---- elementwise ----
   /** out = value everywhere in the (possibly strided) view. */
   fill(out: View, value: number): void;
+  /** out = op(x) elementwise. */
   unary(op: UnaryOp, x: View, out: View): void;
   /** `out` may be exactly the view `a` (in-place update, e.g. gradient accumulation). */
   binary(op: BinaryOp, a: View, b: View, out: View): void;

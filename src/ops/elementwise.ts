@@ -7,12 +7,9 @@
 import type { BinaryOp, UnaryOp } from "../backend/backend.ts";
 import type { DType } from "../dtype.ts";
 import { attach } from "../autograd.ts";
-import { Tensor } from "../tensor.ts";
+import { type Operand, Tensor } from "../tensor.ts";
 import { broadcastShapes } from "../_shape.ts";
 import { broadcastView, checkSameDevice, checkTensor, empty, scalar, sumTo } from "./_helpers.ts";
-
-/** A tensor or a number treated as a 0-d tensor. */
-export type Operand = Tensor | number;
 
 // ---- plumbing ----
 
