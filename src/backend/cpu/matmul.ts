@@ -8,15 +8,9 @@
 import type { MatmulOptions, View } from "../backend.ts";
 import { CblasNoTrans, CblasRowMajor, CblasTrans, type OpenBlas } from "../../../ffi/openblas.ts";
 import { f32Of } from "./buffer.ts";
-import {
-  coalesce,
-  contiguousStrides,
-  forEachRow,
-  packed,
-  sizeOf,
-  withDenseOut,
-} from "./strided.ts";
+import { coalesce, forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
 import { sgemmFallback } from "./matmul_fallback.ts";
+import { contiguousStrides } from "../../_shape.ts";
 
 /** cblas_sgemm's row-major contract; A, B, C start at each matrix's first element. */
 export type Sgemm = (

@@ -13,7 +13,8 @@
 
 import type { ReduceOp, View } from "../backend.ts";
 import { arrayOf } from "./buffer.ts";
-import { coalesce, contiguousStrides, forEachRow, sizeOf, withDenseOut } from "./strided.ts";
+import { coalesce, forEachRow, sizeOf, withDenseOut } from "./strided.ts";
+import { contiguousStrides } from "../../_shape.ts";
 
 /** Reduces `x` over sorted unique `axes` into `out` (x's shape with those axes set to 1). */
 export function reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void {

@@ -8,6 +8,7 @@ import type { View } from "../backend.ts";
 import type { TypedArray } from "../../dtype.ts";
 import { typedArrayFor } from "../../dtype.ts";
 import { arrayOf } from "./buffer.ts";
+import { contiguousStrides } from "../../_shape.ts";
 
 /** Number of elements of a shape (1 for rank 0). */
 export function sizeOf(shape: readonly number[]): number {
@@ -84,17 +85,6 @@ export function forEachRow(
     }
     if (d < 0) return;
   }
-}
-
-/** Row-major strides of a contiguous shape. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
 }
 
 /** Whether the view is dense row-major (strides of size-1 dims don't matter). */
