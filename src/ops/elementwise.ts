@@ -57,18 +57,12 @@ function binary(
   op: BinaryOp,
   a: Tensor,
   b: Operand,
-  backward:
-    | ((g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null])
-    | null,
+  backward: (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null],
   floatOnly = false,
 ): Tensor {
   const [at, bt, temps] = operands(name, a, b, floatOnly);
   const out = runBinary(op, at, bt, name);
   const inputs = typeof b === "number" ? [a] : [a, b];
-  if (!backward) {
-    for (const t of temps) t.dispose();
-    return out;
-  }
   // Casting temporaries are owned by the node; the original inputs get the gradients.
   return attach(out, name, inputs, (g) => {
     const [ga, gb] = backward(g, at, bt, out);
@@ -84,14 +78,13 @@ function unary(
   name: string,
   op: UnaryOp,
   x: Tensor,
-  backward: ((g: Tensor, x: Tensor, out: Tensor) => Tensor) | null,
+  backward: (g: Tensor, x: Tensor, out: Tensor) => Tensor,
   floatOnly = true,
 ): Tensor {
   checkTensor(name, x);
   const xf = floatOnly && x.dtype !== "f32" ? cast(x, "f32") : x;
   const out = runUnary(op, xf);
   if (xf !== x) xf.dispose();
-  if (!backward) return out;
   return attach(out, name, [x], (g) => [backward(g, x, out)]);
 }
 
@@ -114,7 +107,15 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 
 // ---- arithmetic ----
 
-/** `a + b` with broadcasting. @example `add(x, 1)` */
+/**
+ * `a + b` with broadcasting; `b` may be a number.
+ *
+ * @example
+ * ```ts
+ * import { add, tensor } from "@denograd/denograd";
+ * console.log(add(tensor([[1], [2]]), tensor([10, 20])).toArray()); // [[11, 21], [12, 22]]
+ * ```
+ */
 export function add(a: Tensor, b: Operand): Tensor {
   return binary("add", "add", a, b, (g) => [g, g]);
 }
