@@ -76,3 +76,24 @@ Deno.test("live bytes return to the start after tidy around forward+backward, 10
   assert.equal(end.liveTensors, start.liveTensors);
   assert.equal(end.liveBuffers, start.liveBuffers);
 });
+
+Deno.test("the FinalizationRegistry backstop frees tensors that were never disposed", async () => {
+  const script = `
+    import { memoryStats, randn } from "${new URL("../mod.ts", import.meta.url)}";
+    const before = memoryStats().liveBytes;
+    (() => { for (let i = 0; i < 50; i++) randn([1000]).exp(); })(); // 100 tensors dropped
+    const leaked = memoryStats().liveBytes - before;
+    for (let i = 0; i < 20 && memoryStats().liveBytes > before; i++) {
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    console.log(leaked, memoryStats().liveBytes - before);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", script],
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const [leaked, after] = new TextDecoder().decode(out.stdout).trim().split(" ").map(Number);
+  assert.equal(leaked, 100 * 4000);
+  assert.equal(after, 0);
+});
