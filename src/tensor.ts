@@ -55,6 +55,7 @@ export class Tensor {
   #disposeRequested = false;
   #released = false;
   #graphRefs = 0;
+  #graphFreed = false;
 
   /** @internal Use the creation functions; this wraps storage the caller already retained. */
   constructor(
@@ -125,6 +126,7 @@ export class Tensor {
   }
   /** @internal */
   _setNode(node: GradNode | null): void {
+    if (this.#node && !node) this.#graphFreed = true;
     this.#node = node;
   }
 
@@ -233,7 +235,11 @@ export class Tensor {
   backward(gradient?: Tensor): void {
     this._view("backward");
     if (!this.requiresGrad) {
-      throw new Error("backward: tensor does not require grad (no input had requiresGrad)");
+      throw new Error(
+        this.#graphFreed
+          ? "backward: the graph of this tensor was freed by an earlier backward(); run the forward again"
+          : "backward: tensor does not require grad (no input had requiresGrad)",
+      );
     }
     if (gradient === undefined) {
       if (this.size !== 1) {
