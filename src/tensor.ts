@@ -226,6 +226,14 @@ export class Tensor {
     return `Tensor(${this.dtype}, ${fmt(this.shape)}, ${this.device})`;
   }
 
+  /** What console.log shows: the description, plus the values of small tensors. */
+  [Symbol.for("Deno.customInspect")](): string {
+    if (this.#released) return `${this} (disposed)`;
+    const grad = this.requiresGrad ? ", requiresGrad" : "";
+    const head = `Tensor(${this.dtype}, ${fmt(this.shape)}, ${this.device}${grad})`;
+    return this.size <= 64 ? `${head} ${JSON.stringify(this.toArray())}` : head;
+  }
+
   // ---- autograd ----
 
   /**
