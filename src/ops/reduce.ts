@@ -10,7 +10,7 @@ import type { Tensor } from "../tensor.ts";
 import { contiguousStrides, normAxes, normAxis } from "../_shape.ts";
 import { checkTensor, empty } from "./_helpers.ts";
 import { cast, div, eq, exp, log, mul, sub } from "./elementwise.ts";
-import { expand } from "./movement.ts";
+import { contiguous, expand } from "./movement.ts";
 
 /** Dims to reduce: one, several, or all (undefined). */
 export type Dims = number | readonly number[] | undefined;
@@ -47,9 +47,9 @@ function keptShape(x: Tensor, axes: number[]): number[] {
 /** Gradient `g` (of the reduced output) viewed in keepdim layout and broadcast to x's shape. */
 function spread(g: Tensor, x: Tensor, axes: number[]): Tensor {
   const kshape = keptShape(x, axes);
-  const gk = g.isContiguous
-    ? g.alias(kshape, contiguousStrides(kshape), g.offset)
-    : g.contiguous().reshape(kshape);
+  const gc = contiguous(g);
+  const gk = gc.alias(kshape, contiguousStrides(kshape), gc.offset);
+  if (gc !== g) gc.dispose();
   const out = expand(gk, x.shape);
   gk.dispose();
   return out;
