@@ -10,9 +10,11 @@ import {
   embedding,
   layerNorm,
   linear,
+  memoryStats,
   stack,
   type Tensor,
   tensor,
+  tidy,
   where,
 } from "../mod.ts";
 import {
@@ -108,21 +110,31 @@ const OPS: Record<string, OpFn> = {
   contiguous: ([x]) => x.contiguous(),
 };
 
-/** Seeds backward with the fixture's upstream gradient(s). */
+/** Seeds backward with the fixture's upstream gradient(s); frees what it creates. */
 function backward(outs: Tensor[], ups: FixtureTensor[]): void {
   if (outs.length === 1) {
-    outs[0].backward(toTensor(ups[0]));
+    const up = toTensor(ups[0]);
+    outs[0].backward(up);
+    up.dispose();
     return;
   }
   // Several outputs (split, chunk): d/dx sum_i <out_i, up_i> is what PyTorch's fixture holds.
-  let loss: Tensor = tensor(0);
-  for (let i = 0; i < outs.length; i++) loss = loss.add(outs[i].mul(toTensor(ups[i])).sum());
-  loss.backward();
+  tidy(() => {
+    let loss: Tensor = tensor(0);
+    for (let i = 0; i < outs.length; i++) loss = loss.add(outs[i].mul(toTensor(ups[i])).sum());
+    loss.backward();
+  });
 }
 
+/**
+ * Runs one case, then disposes every tensor it made (inputs, views, outputs, gradients) and checks
+ * that nothing the library allocated internally is left alive: no tidy() here, so a forgotten
+ * temporary in any forward or backward shows up as a leak.
+ */
 function runCase(c: OpCase): void {
   const fn = OPS[c.op];
   assert.ok(fn, `no denograd call for fixture op "${c.op}"`);
+  const before = memoryStats();
   const built = c.inputs.map(buildInput);
   const result = fn(built.map((b) => b.view), c.args);
   const outs = Array.isArray(result) ? result : [result];
@@ -135,12 +147,23 @@ function runCase(c: OpCase): void {
   });
 
   const ups = c.upstreams ?? (c.upstream ? [c.upstream] : []);
-  if (ups.length === 0) return;
-  backward(outs, ups);
-  c.grads!.forEach((g, i) => {
-    if (g === null) return;
-    assertTensorClose(`${c.name}: grad of input ${i}`, built[i].leaf.grad, g, tol);
-  });
+  if (ups.length > 0) {
+    backward(outs, ups);
+    c.grads!.forEach((g, i) => {
+      if (g === null) return;
+      assertTensorClose(`${c.name}: grad of input ${i}`, built[i].leaf.grad, g, tol);
+    });
+  }
+
+  for (const t of outs) t.dispose();
+  for (const b of built) {
+    b.view.dispose();
+    b.leaf.zeroGrad();
+    b.leaf.dispose();
+  }
+  const after = memoryStats();
+  assert.equal(after.liveTensors, before.liveTensors, `${c.name}: tensors left alive`);
+  assert.equal(after.liveBytes, before.liveBytes, `${c.name}: bytes left alive`);
 }
 
 for (
