@@ -35,7 +35,10 @@ export function clone(x: Tensor): Tensor {
   return attach(out, "clone", [x], (g) => [g]);
 }
 
-/** `x` itself when already contiguous, else a contiguous copy. */
+/**
+ * `x` itself when already contiguous (like PyTorch), else a contiguous copy. Check
+ * `result !== x` before disposing the result, or you dispose `x`.
+ */
 export function contiguous(x: Tensor): Tensor {
   checkTensor("contiguous", x);
   return x.isContiguous ? x : clone(x);

@@ -273,7 +273,8 @@ export function crossEntropy(
 
 /**
  * Inverted dropout: in training, zeroes each element with probability `p` and scales the rest by
- * 1/(1-p); outside training (or p = 0) returns `x` unchanged. Masks come from the seeded generator.
+ * 1/(1-p); outside training (or p = 0) returns `x` itself (so dispose the result only when it is
+ * not `x`). Masks come from the seeded generator.
  */
 export function dropout(x: Tensor, p: number, training = true): Tensor {
   checkTensor("dropout", x);
