@@ -119,3 +119,61 @@ export { isGradEnabled, noGrad } from "./src/autograd.ts";
 export { gradcheck, type GradcheckOptions } from "./src/gradcheck.ts";
 export { keep, type MemoryStats, memoryStats, tidy, type Tracked } from "./src/memory.ts";
 export { getRngState, manualSeed, type RngState, setRngState } from "./src/random.ts";
+export {
+  DEFAULT_SHARD_SIZE,
+  listShards,
+  readShard,
+  readShardInfo,
+  SHARD_HEADER_BYTES,
+  SHARD_MAGIC,
+  SHARD_VERSION,
+  shardFileName,
+  ShardFormatError,
+  type ShardInfo,
+  ShardWriter,
+  type ShardWriterOptions,
+  streamShards,
+  type StreamShardsOptions,
+} from "./src/data/shards.ts";
+export {
+  type Corpus,
+  directoryCorpus,
+  NPM_DATASETS,
+  npmDatasetCorpus,
+  openCorpus,
+  textCorpus,
+  textFileCorpus,
+} from "./src/data/corpus.ts";
+export {
+  GPT2_EOT,
+  type PrepareOptions,
+  prepareShards,
+  type PrepareSummary,
+  type TokenEncoder,
+} from "./src/data/prepare.ts";
+
+// ---- tokenizer: byte-level BPE, GPT-2 compatible ----
+export {
+  type BpeVocab,
+  type EncodeOptions,
+  type StreamDecoder,
+  Tokenizer,
+} from "./src/tokenizer/tokenizer.ts";
+export {
+  parseHuggingFaceVocab,
+  parseOpenAIVocab,
+  parseTiktokenRanks,
+  readHuggingFaceVocab,
+  readOpenAIVocab,
+  readTiktokenRanks,
+  type TiktokenOptions,
+} from "./src/tokenizer/formats.ts";
+export {
+  formatHuggingFaceVocab,
+  formatOpenAIVocab,
+  formatTiktokenRanks,
+  writeHuggingFaceVocab,
+  writeOpenAIVocab,
+  writeTiktokenRanks,
+} from "./src/tokenizer/save.ts";
+export { trainBpe, type TrainBpeOptions } from "./src/tokenizer/train.ts";

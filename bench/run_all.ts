@@ -1,7 +1,7 @@
 /**
  * Runs every CPU benchmark, prints the tables, and writes bench/results/cpu-<date>.json with the
  * machine description. Every number is a same-run ratio against a reference (OpenBLAS called
- * directly, plain TypedArray loops, PyTorch on the same machine).
+ * directly, plain TypedArray loops, PyTorch on the same machine, js-tiktoken and tiktoken).
  *
  *   deno task bench            # full run (a few minutes on 2 cores)
  *   deno task bench --quick    # smoke run
@@ -21,6 +21,7 @@ import {
   runTransformerBench,
   type TransformerResult,
 } from "./transformer_bench.ts";
+import { formatTokenizer, runTokenizerBench, type TokenizerResult } from "./tokenizer_bench.ts";
 
 /** Where and with what the numbers were taken. */
 interface MachineInfo {
@@ -45,6 +46,7 @@ interface Report {
   matmul: MatmulResult[];
   elementwise: ElementwiseResult[];
   transformer: TransformerResult;
+  tokenizer: TokenizerResult;
 }
 
 /**
@@ -96,6 +98,10 @@ async function main(): Promise<void> {
   const transformer = await runTransformerBench(opts);
   console.log(formatTransformer(transformer));
 
+  section("GPT-2 tokenizer vs js-tiktoken and tiktoken (WASM); BPE trainer on SOTU");
+  const tokenizer = await runTokenizerBench(opts);
+  console.log(formatTokenizer(tokenizer));
+
   const machine = machineInfo(transformer);
   const wallSeconds = (performance.now() - t0) / 1000;
   section("machine");
@@ -107,7 +113,16 @@ async function main(): Promise<void> {
   );
 
   const date = new Date().toISOString().slice(0, 10);
-  const report: Report = { date, quick, machine, wallSeconds, matmul, elementwise, transformer };
+  const report: Report = {
+    date,
+    quick,
+    machine,
+    wallSeconds,
+    matmul,
+    elementwise,
+    transformer,
+    tokenizer,
+  };
   const dir = new URL("./results/", import.meta.url);
   Deno.mkdirSync(dir, { recursive: true });
   const file = new URL(`cpu-${date}${quick ? "-quick" : ""}.json`, dir);
