@@ -54,7 +54,7 @@ export function parseJsTiktokenRanks(ranks: JsTiktokenRanks, source: string): Bp
  * @returns the vocabulary (parsed on every call; `Tokenizer.gpt2()` keeps one tokenizer)
  */
 export async function gpt2Vocab(): Promise<BpeVocab> {
-  const { default: ranks } = await import("js-tiktoken/ranks/r50k_base");
+  const { default: ranks } = await import("npm:js-tiktoken@1.0.21/ranks/r50k_base");
   if (ranks.pat_str !== GPT2_PATTERN) {
     throw new Error(`js-tiktoken r50k_base: unexpected pattern ${ranks.pat_str}`);
   }
