@@ -54,6 +54,9 @@ export function parseJsTiktokenRanks(ranks: JsTiktokenRanks, source: string): Bp
  * @returns the vocabulary (parsed on every call; `Tokenizer.gpt2()` keeps one tokenizer)
  */
 export async function gpt2Vocab(): Promise<BpeVocab> {
+  // A full specifier, so the vocabulary also loads when this module is imported by path from a
+  // script that does not use this project's deno.json import map.
+  // deno-lint-ignore no-import-prefix
   const { default: ranks } = await import("npm:js-tiktoken@1.0.21/ranks/r50k_base");
   if (ranks.pat_str !== GPT2_PATTERN) {
     throw new Error(`js-tiktoken r50k_base: unexpected pattern ${ranks.pat_str}`);
