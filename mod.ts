@@ -177,3 +177,4 @@ export {
   writeTiktokenRanks,
 } from "./src/tokenizer/save.ts";
 export { trainBpe, type TrainBpeOptions } from "./src/tokenizer/train.ts";
+export { type LoadStateDictOptions, Module, parameter } from "./src/nn/module.ts";
