@@ -65,8 +65,10 @@ export function attach(
     for (const s of saved) s.dispose();
     return out;
   }
-  // Inputs stay alive (even if disposed meanwhile) until this node is freed.
+  // Inputs stay alive (even if disposed meanwhile) until this node is freed, and the node's own
+  // temporaries belong to it, not to an enclosing tidy(): releaseNode() disposes them.
   for (const t of inputs) t._retainGraph();
+  for (const t of saved) t.kept = true;
   out._setNode({
     op,
     inputs: inputs.map((t) => t.requiresGrad ? t : null),

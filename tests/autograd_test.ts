@@ -1,6 +1,6 @@
 // The tape: accumulation, explicit gradients, detach, noGrad, graph freeing.
 import assert from "node:assert/strict";
-import { noGrad, ones, randn, tensor } from "../mod.ts";
+import { layerNorm, noGrad, ones, randn, tensor, tidy } from "../mod.ts";
 
 Deno.test("backward() on a scalar fills leaf gradients", () => {
   const x = tensor([1, 2, 3], { requiresGrad: true });
@@ -82,4 +82,12 @@ Deno.test("gradients flow through a deep chain without stack overflow", () => {
   for (let i = 0; i < 20000; i++) y = y.add(0);
   y.sum().backward();
   assert.deepEqual(x.grad!.toArray(), [1]);
+});
+
+Deno.test("a forward inside tidy() can be differentiated after it", () => {
+  const x = randn([3, 4], { requiresGrad: true });
+  const y = tidy(() => layerNorm(x, [4]).mul(2).add(1).exp());
+  y.sum().backward();
+  assert.deepEqual(x.grad!.shape, [3, 4]);
+  assert.ok(x.grad!.toTypedArray().every(Number.isFinite));
 });
