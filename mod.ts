@@ -17,6 +17,7 @@
 export { type NestedArray, type Operand, Tensor } from "./src/tensor.ts";
 export type { DType, TypedArray } from "./src/dtype.ts";
 export type {
+  AdamWStepOptions,
   Backend,
   BinaryOp,
   Device,
@@ -178,3 +179,147 @@ export {
 } from "./src/tokenizer/save.ts";
 export { trainBpe, type TrainBpeOptions } from "./src/tokenizer/train.ts";
 export { type LoadStateDictOptions, Module, parameter } from "./src/nn/module.ts";
+
+// ---- optimizers, schedules, clipping ----
+export {
+  AdamW,
+  type AdamWOptions,
+  clipGradNorm,
+  type LrSchedule,
+  Optimizer,
+  type ParamGroup,
+  type ResolvedGroup,
+  SGD,
+  type SGDOptions,
+  warmupCosine,
+  type WarmupCosineOptions,
+} from "./src/optim/mod.ts";
+
+// ---- datasets and batching for training ----
+export {
+  type Dataset,
+  type Example,
+  type SlidingWindowOptions,
+  slidingWindows,
+  TokenWindows,
+  trainValSplit,
+  type TrainValSplitOptions,
+} from "./src/data/dataset.ts";
+export {
+  type Batch,
+  type BatchSource,
+  DataLoader,
+  type DataLoaderOptions,
+  type LoaderState,
+  ShardLoader,
+  type ShardLoaderOptions,
+} from "./src/data/loader.ts";
+
+// ---- training: the pretraining loop, metrics, plots ----
+export {
+  type CurvePoints,
+  evaluateLoss,
+  type LossCurveData,
+  type LossCurveOptions,
+  lossCurveSvg,
+  MetricsLog,
+  type MetricsRecord,
+  niceTicks,
+  pretrain,
+  type PretrainOptions,
+  type PretrainResult,
+  readMetrics,
+  type SampleRecord,
+  type TextCodec,
+  type TrainRecord,
+  truncateMetrics,
+  type ValRecord,
+  writeLossPlot,
+} from "./src/train/mod.ts";
+
+// ---- nn layers and GPT-2 ----
+export {
+  type AttentionCache,
+  Block,
+  type BlockOptions,
+  CausalSelfAttention,
+  type CausalSelfAttentionOptions,
+  Dropout,
+  Embedding,
+  type EmbeddingOptions,
+  GELU,
+  LayerNorm,
+  type LayerNormOptions,
+  Linear,
+  type LinearOptions,
+  MLP,
+  type MLPOptions,
+} from "./src/nn/mod.ts";
+export {
+  countParameters,
+  END_OF_TEXT,
+  generate,
+  type GenerateOptions,
+  GPT2,
+  GPT2_CONFIG_NAMES,
+  type GPT2Config,
+  gpt2Config,
+  type GPT2ConfigName,
+  type GPT2ForwardOptions,
+  type GPT2Options,
+  KVCache,
+  type KVCacheOptions,
+  validateConfig,
+} from "./src/models/gpt2/mod.ts";
+
+// ---- io: safetensors (streamed, tensor by tensor), atomic writes ----
+export {
+  AtomicFile,
+  type AtomicFileOptions,
+  MAX_HEADER_BYTES,
+  openSafetensors,
+  type SafetensorsDType,
+  SafetensorsError,
+  SafetensorsFile,
+  type SafetensorsTensorInfo,
+  writeFileAtomic,
+  writeSafetensors,
+} from "./src/io/mod.ts";
+
+// ---- GPT-2 weights in Hugging Face's layout ----
+export {
+  configFromSafetensors,
+  type ConfigFromSafetensorsOptions,
+  gpt2ConfigFromHf,
+  type Gpt2LoadReport,
+  hfConfigFromGpt2,
+  loadGpt2Safetensors,
+  saveGpt2Safetensors,
+} from "./src/models/gpt2/weights.ts";
+
+// ---- downloads: resumable, hash-checked; GPT-2 from Hugging Face ----
+export {
+  DownloadError,
+  downloadFile,
+  downloadGpt2,
+  type DownloadGpt2Options,
+  type DownloadOptions,
+  type DownloadResult,
+  GPT2_SOURCES,
+  type Gpt2DownloadedFile,
+  type Gpt2Name,
+  type Gpt2Source,
+  isGpt2Name,
+  type PinnedFile,
+} from "./src/models/gpt2/download.ts";
+
+// ---- training checkpoints: one safetensors file, atomic, validated before loading ----
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointState,
+  loadCheckpoint,
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  saveCheckpoint,
+} from "./src/train/checkpoint.ts";

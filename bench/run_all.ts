@@ -22,6 +22,7 @@ import {
   type TransformerResult,
 } from "./transformer_bench.ts";
 import { formatTokenizer, runTokenizerBench, type TokenizerResult } from "./tokenizer_bench.ts";
+import { formatGpt2, type Gpt2Result, runGpt2Bench } from "./gpt2_bench.ts";
 
 /** Where and with what the numbers were taken. */
 interface MachineInfo {
@@ -47,6 +48,7 @@ interface Report {
   elementwise: ElementwiseResult[];
   transformer: TransformerResult;
   tokenizer: TokenizerResult;
+  gpt2: Gpt2Result;
 }
 
 /**
@@ -102,6 +104,10 @@ async function main(): Promise<void> {
   const tokenizer = await runTokenizerBench(opts);
   console.log(formatTokenizer(tokenizer));
 
+  section("GPT-2 124M: AdamW training step vs PyTorch CPU; generation with and without KV cache");
+  const gpt2 = await runGpt2Bench(opts);
+  console.log(formatGpt2(gpt2));
+
   const machine = machineInfo(transformer);
   const wallSeconds = (performance.now() - t0) / 1000;
   section("machine");
@@ -122,6 +128,7 @@ async function main(): Promise<void> {
     elementwise,
     transformer,
     tokenizer,
+    gpt2,
   };
   const dir = new URL("./results/", import.meta.url);
   Deno.mkdirSync(dir, { recursive: true });

@@ -35,6 +35,7 @@ import {
   zeros,
 } from "../mod.ts";
 import { type BenchOptions, median, num, quickFlag, table, timeOnce } from "./_common.ts";
+import { settle, TorchProcess } from "./_torch.ts";
 
 /** The benchmarked model's shape. */
 export const CONFIG = {
@@ -185,107 +186,6 @@ export class Model {
   }
 }
 
-/** Reads newline-delimited JSON objects from a child's stdout. */
-class JsonLines {
-  #reader: ReadableStreamDefaultReader<string>;
-  #buf = "";
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async next(): Promise<Record<string, unknown>> {
-    for (;;) {
-      const nl = this.#buf.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.#buf.slice(0, nl);
-        this.#buf = this.#buf.slice(nl + 1);
-        if (line.trim()) return JSON.parse(line);
-        continue;
-      }
-      const { value, done } = await this.#reader.read();
-      if (done) throw new Error("torch_reference.py exited early");
-      this.#buf += value;
-    }
-  }
-
-  cancel(): Promise<void> {
-    return this.#reader.cancel();
-  }
-}
-
-/** The PyTorch side, running in a subprocess. */
-class TorchProcess {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: JsonLines;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #enc = new TextEncoder();
-  version = "";
-  threads = 0;
-
-  constructor(python: string) {
-    const { batch, seq, width, heads, layers, vocab } = CONFIG;
-    const script = new URL("./torch_reference.py", import.meta.url).pathname;
-    const args = [script, ...[batch, seq, width, heads, layers, vocab, TORCH_THREADS].map(String)];
-    this.#child = new Deno.Command(python, {
-      args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .spawn();
-    this.#lines = new JsonLines(this.#child.stdout);
-    this.#stdin = this.#child.stdin.getWriter();
-  }
-
-  /** Waits for the ready line (torch imported, model built). */
-  async ready(): Promise<void> {
-    try {
-      const hello = await this.#lines.next();
-      this.version = String(hello.torch);
-      this.threads = Number(hello.threads);
-    } catch (err) {
-      const stderr = await new Response(this.#child.stderr).text();
-      throw new Error(
-        `${(err as Error).message}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
-      );
-    }
-  }
-
-  /** One timed step inside Python (pipe latency excluded). */
-  async step(): Promise<{ ms: number; loss: number }> {
-    await this.#stdin.write(this.#enc.encode("step\n"));
-    const r = await this.#lines.next();
-    if (typeof r.ms !== "number") throw new Error(`torch_reference.py: ${JSON.stringify(r)}`);
-    return { ms: r.ms, loss: Number(r.loss) };
-  }
-
-  async close(): Promise<void> {
-    await this.#stdin.write(this.#enc.encode("quit\n")).catch(() => {});
-    await this.#stdin.close().catch(() => {});
-    await this.#lines.cancel().catch(() => {});
-    await this.#child.stderr.cancel().catch(() => {});
-    await this.#child.status;
-  }
-}
-
-/** The Python to run: $DENOGRAD_PYTHON, else Debian's /usr/bin/python3, else python3 on PATH. */
-function pythonPath(): string {
-  const env = Deno.env.get("DENOGRAD_PYTHON");
-  if (env) return env;
-  try {
-    Deno.statSync("/usr/bin/python3");
-    return "/usr/bin/python3";
-  } catch {
-    return "python3";
-  }
-}
-
-/** Lets OpenBLAS / OpenMP worker threads of the side that just ran stop spinning. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 150));
-}
-
 /**
  * Times denograd and PyTorch steps alternately (warmup first, untimed).
  * @returns median step times and their ratio
@@ -299,7 +199,11 @@ export async function runTransformerBench(opts: BenchOptions): Promise<Transform
   let torch: TorchProcess | null = null;
   let torchError: string | undefined;
   try {
-    torch = new TorchProcess(pythonPath());
+    const { batch, seq, width, heads, layers, vocab } = CONFIG;
+    torch = new TorchProcess(
+      new URL("./torch_reference.py", import.meta.url),
+      [batch, seq, width, heads, layers, vocab, TORCH_THREADS],
+    );
     await torch.ready();
   } catch (err) {
     torchError = (err as Error).message;

@@ -85,6 +85,25 @@ export interface MatmulOptions {
 }
 
 /**
+ * Hyperparameters of one fused AdamW update ({@linkcode Backend.adamwStep}), exactly
+ * torch.optim.AdamW's: `step` is the 1-based count of updates of this parameter, this one included.
+ */
+export interface AdamWStepOptions {
+  /** Learning rate. */
+  lr: number;
+  /** Decay of the first moment (m). */
+  beta1: number;
+  /** Decay of the second moment (v). */
+  beta2: number;
+  /** Added to sqrt(v-hat) in the denominator. */
+  eps: number;
+  /** Decoupled weight decay: p -= lr * weightDecay * p before the Adam update. */
+  weightDecay: number;
+  /** Updates so far including this one (>= 1), for the bias corrections. */
+  step: number;
+}
+
+/**
  * A device backend. All views passed in have been validated by the op layer: shapes agree,
  * dtypes are as documented, `out` views never alias inputs unless stated.
  *
@@ -194,6 +213,18 @@ export interface Backend {
   embeddingForward(weight: View, ids: View, out: View): void;
   /** dweight (V, C) += dout (N, C) scattered to the rows in ids (N). */
   embeddingBackward(dout: View, ids: View, dweight: View): void;
+
+  // ---- optimizer ----
+  /**
+   * One fused AdamW update in place, a single pass over four f32 views of equal shape, all
+   * contiguous (torch.optim.AdamW, amsgrad off):
+   *
+   *   p *= 1 - lr * weightDecay
+   *   m  = beta1 * m + (1 - beta1) * g
+   *   v  = beta2 * v + (1 - beta2) * g * g
+   *   p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+   */
+  adamwStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void;
 
   /** Blocks until all queued work is done (a no-op on the CPU). */
   synchronize(): void;

@@ -12,6 +12,7 @@
  */
 
 import { join } from "node:path";
+import { AtomicFile } from "../io/atomic.ts";
 
 /** llm.c's magic number for GPT-2 token shards (header[0]). */
 export const SHARD_MAGIC = 20240520;
@@ -67,10 +68,6 @@ function fromLittleEndian(tokens: Uint16Array): void {
   for (let i = 0; i < tokens.length; i++) tokens[i] = v.getUint16(2 * i, true);
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-}
-
 /** Where and how a {@linkcode ShardWriter} writes. */
 export interface ShardWriterOptions {
   /** Output directory; created if missing. */
@@ -108,7 +105,7 @@ export class ShardWriter implements AsyncDisposable {
   readonly #split: string;
   readonly #shardSize: number;
   #index: number;
-  #file: Deno.FsFile | null = null;
+  #file: AtomicFile | null = null;
   #inFile = 0; // tokens already written to the open file
   readonly #buf = new Uint16Array(BUFFER_TOKENS);
   #bufLen = 0;
@@ -198,11 +195,8 @@ export class ShardWriter implements AsyncDisposable {
   async abort(): Promise<void> {
     this.#closed = true;
     if (this.#file) {
-      try {
-        this.#file.close();
-      } catch { /* already closed */ }
+      await this.#file.abort();
       this.#file = null;
-      await Deno.remove(this.#tempPath()).catch(() => {});
     }
     for (const f of this.#files) await Deno.remove(f).catch(() => {});
     this.#files.length = 0;
@@ -225,11 +219,11 @@ export class ShardWriter implements AsyncDisposable {
     if (this.#bufLen === 0) return;
     if (!this.#file) {
       await Deno.mkdir(this.#dir, { recursive: true });
-      this.#file = await Deno.open(this.#tempPath(), { write: true, create: true, truncate: true });
+      this.#file = await AtomicFile.create(this.#path(), { tempPath: this.#tempPath() });
       // A zero header until the count is known: a leftover temp file never passes as a shard.
-      await writeAll(this.#file, new Uint8Array(SHARD_HEADER_BYTES));
+      await this.#file.write(new Uint8Array(SHARD_HEADER_BYTES));
     }
-    await writeAll(this.#file, toLittleEndian(this.#buf.subarray(0, this.#bufLen)));
+    await this.#file.write(toLittleEndian(this.#buf.subarray(0, this.#bufLen)));
     this.#inFile += this.#bufLen;
     this.#bufLen = 0;
   }
@@ -242,14 +236,11 @@ export class ShardWriter implements AsyncDisposable {
     header.setInt32(0, SHARD_MAGIC, true);
     header.setInt32(4, SHARD_VERSION, true);
     header.setInt32(8, this.#inFile, true);
-    await file.seek(0, Deno.SeekMode.Start);
-    await writeAll(file, new Uint8Array(header.buffer));
-    await file.syncData(); // the data must be on disk before the rename makes it visible
-    file.close();
+    await file.file.seek(0, Deno.SeekMode.Start);
+    await file.write(new Uint8Array(header.buffer));
     this.#file = null;
-    const path = this.#path();
-    await Deno.rename(this.#tempPath(), path);
-    this.#files.push(path);
+    await file.commit(); // fsync, then rename: the data is on disk before the name appears
+    this.#files.push(file.path);
     this.#index++;
     this.#inFile = 0;
   }

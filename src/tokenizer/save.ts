@@ -5,7 +5,7 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../io/atomic.ts";
 import type { BpeVocab } from "./tokenizer.ts";
 import { bytesToBinary } from "./_bytes.ts";
 import { mergesFromVocab } from "./_merges.ts";
@@ -115,26 +115,13 @@ function jsonObject(entries: Iterable<[string, number]>, indent: string): string
   return `{\n${indent}  ${items.join(`,\n${indent}  `)}\n${indent}}`;
 }
 
-/** Writes text to path through a temp file in the same directory and a rename. */
-async function writeAtomic(path: string | URL, text: string): Promise<void> {
-  const target = path instanceof URL ? fileURLToPath(path) : path;
-  const temp = `${target}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  try {
-    await Deno.writeTextFile(temp, text);
-    await Deno.rename(temp, target);
-  } catch (e) {
-    await Deno.remove(temp).catch(() => {});
-    throw e;
-  }
-}
-
 /**
  * Saves a tiktoken rank file atomically; see {@link formatTiktokenRanks}.
  * @param path where to write
  * @param vocab the vocabulary
  */
 export async function writeTiktokenRanks(path: string | URL, vocab: BpeVocab): Promise<void> {
-  await writeAtomic(path, formatTiktokenRanks(vocab));
+  await writeFileAtomic(path, formatTiktokenRanks(vocab));
 }
 
 /**
@@ -149,8 +136,8 @@ export async function writeOpenAIVocab(
   vocab: BpeVocab,
 ): Promise<void> {
   const { encoderJson, vocabBpe } = formatOpenAIVocab(vocab);
-  await writeAtomic(encoderJsonPath, encoderJson);
-  await writeAtomic(vocabBpePath, vocabBpe);
+  await writeFileAtomic(encoderJsonPath, encoderJson);
+  await writeFileAtomic(vocabBpePath, vocabBpe);
 }
 
 /**
@@ -159,5 +146,5 @@ export async function writeOpenAIVocab(
  * @param vocab the vocabulary
  */
 export async function writeHuggingFaceVocab(path: string | URL, vocab: BpeVocab): Promise<void> {
-  await writeAtomic(path, formatHuggingFaceVocab(vocab));
+  await writeFileAtomic(path, formatHuggingFaceVocab(vocab));
 }

@@ -5,6 +5,7 @@
  */
 
 import type {
+  AdamWStepOptions,
   Backend,
   BinaryOp,
   Buffer,
@@ -30,6 +31,7 @@ import {
   softmaxBackward,
   softmaxForward,
 } from "./nn.ts";
+import { adamwStep } from "./optim.ts";
 
 /** Options of a CPU backend. */
 export interface CpuBackendOptions {
@@ -236,6 +238,11 @@ export class CpuBackend implements Backend {
   /** Scatter-adds dout rows into dweight. */
   embeddingBackward(dout: View, ids: View, dweight: View): void {
     embeddingBackward(dout, ids, dweight);
+  }
+
+  /** One fused AdamW update of param, m and v in place (see the Backend interface). */
+  adamwStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void {
+    adamwStep(param, grad, m, v, options);
   }
 
   /** A no-op: CPU kernels finish before they return. */

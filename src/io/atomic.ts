@@ -1,0 +1,147 @@
+/**
+ * Atomic file writes: the bytes go to a temporary file in the target's directory, are flushed to
+ * disk, and only then renamed over the target. A crash or an error midway leaves the old file (or
+ * no file) in place, never a half-written one.
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** Options of {@linkcode AtomicFile.create}. */
+export interface AtomicFileOptions {
+  /**
+   * The temporary path; it must be in the target's directory (a rename across file systems is
+   * not atomic). Default: `<path>.<random>.tmp`, so concurrent writers never share a temp file.
+   */
+  tempPath?: string;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+}
+
+function toPath(path: string | URL): string {
+  return path instanceof URL ? fileURLToPath(path) : path;
+}
+
+/**
+ * A file being written under a temporary name. Write through {@linkcode AtomicFile.file} (or
+ * {@linkcode AtomicFile.write}), then {@linkcode AtomicFile.commit} flushes it to disk and renames
+ * it into place; {@linkcode AtomicFile.abort} (or leaving an `await using` scope without commit)
+ * removes the temporary file and leaves the target untouched.
+ *
+ * @example
+ * ```ts
+ * import { AtomicFile } from "@denograd/denograd";
+ * const dir = await Deno.makeTempDir();
+ * {
+ *   await using out = await AtomicFile.create(`${dir}/hello.txt`);
+ *   await out.write(new TextEncoder().encode("hello"));
+ *   await out.commit(); // without this line, hello.txt would never appear
+ * }
+ * console.log(await Deno.readTextFile(`${dir}/hello.txt`)); // "hello"
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class AtomicFile implements AsyncDisposable {
+  /** The final path. */
+  readonly path: string;
+  /** Where the bytes are written until commit. */
+  readonly tempPath: string;
+  /** The open temporary file (positioned writes with `seek` are fine). */
+  readonly file: Deno.FsFile;
+  #state: "open" | "committed" | "aborted" = "open";
+
+  private constructor(path: string, tempPath: string, file: Deno.FsFile) {
+    this.path = path;
+    this.tempPath = tempPath;
+    this.file = file;
+  }
+
+  /**
+   * Opens a new temporary file for `path` (the directory must exist).
+   *
+   * @param path the final path
+   * @param options where the temporary file goes
+   * @returns the open file, not yet visible under `path`
+   */
+  static async create(path: string | URL, options: AtomicFileOptions = {}): Promise<AtomicFile> {
+    const target = toPath(path);
+    const temp = options.tempPath ?? `${target}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+    return new AtomicFile(target, temp, file);
+  }
+
+  /** Whether commit or abort has run. */
+  get closed(): boolean {
+    return this.#state !== "open";
+  }
+
+  /**
+   * Appends all of `bytes` at the current position (a single `file.write` may write fewer).
+   * @param bytes what to write
+   */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.#state !== "open") throw new Error(`AtomicFile: write after close (${this.path})`);
+    await writeAll(this.file, bytes);
+  }
+
+  /** Flushes the data to disk, closes the file and renames it to the final path. */
+  async commit(): Promise<void> {
+    if (this.#state !== "open") throw new Error(`AtomicFile: commit after close (${this.path})`);
+    try {
+      // The data must be on disk before the rename makes it visible, or a crash could leave an
+      // empty or partial file under the final name.
+      await this.file.syncData();
+      this.file.close();
+      this.#state = "committed";
+      await Deno.rename(this.tempPath, this.path);
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  /** Closes and removes the temporary file; the target is untouched. Safe to call twice. */
+  async abort(): Promise<void> {
+    if (this.#state === "open") {
+      try {
+        this.file.close();
+      } catch { /* already closed */ }
+    }
+    if (this.#state === "aborted") return;
+    this.#state = "aborted";
+    await Deno.remove(this.tempPath).catch(() => {});
+  }
+
+  /** `await using` support: aborts unless {@linkcode AtomicFile.commit} was called. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === "open") await this.abort();
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
+ * On error the temporary file is removed and an existing file at `path` is untouched.
+ *
+ * @example
+ * ```ts
+ * import { writeFileAtomic } from "@denograd/denograd";
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/config.json`, JSON.stringify({ nLayer: 12 }));
+ * console.log(await Deno.readTextFile(`${dir}/config.json`)); // {"nLayer":12}
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ * @param path where to write
+ * @param data the whole contents (text is written as UTF-8)
+ * @returns when the file is in place
+ */
+export async function writeFileAtomic(
+  path: string | URL,
+  data: string | Uint8Array,
+): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await using out = await AtomicFile.create(path);
+  await out.write(bytes);
+  await out.commit();
+}

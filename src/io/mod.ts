@@ -1,0 +1,15 @@
+/**
+ * File formats and safe writes: safetensors (streamed, tensor by tensor) and atomic files.
+ * @module
+ */
+
+export { AtomicFile, type AtomicFileOptions, writeFileAtomic } from "./atomic.ts";
+export {
+  MAX_HEADER_BYTES,
+  openSafetensors,
+  type SafetensorsDType,
+  SafetensorsError,
+  SafetensorsFile,
+  type SafetensorsTensorInfo,
+  writeSafetensors,
+} from "./safetensors.ts";

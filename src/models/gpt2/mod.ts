@@ -1,0 +1,16 @@
+/**
+ * GPT-2: config presets, the model, its KV cache and sampling.
+ * @module
+ */
+
+export {
+  countParameters,
+  GPT2_CONFIG_NAMES,
+  type GPT2Config,
+  gpt2Config,
+  type GPT2ConfigName,
+  validateConfig,
+} from "./config.ts";
+export { GPT2, type GPT2ForwardOptions, type GPT2Options } from "./model.ts";
+export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
+export { END_OF_TEXT, generate, type GenerateOptions } from "./generate.ts";
