@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import type { View } from "../mod.ts";
 import { CpuBackend } from "../src/backend/cpu/mod.ts";
+import { BufferPool } from "../src/backend/cpu/buffer.ts";
 import { normalArray } from "../src/random.ts";
 
 function view(be: CpuBackend, data: Float32Array, shape: number[], strides: number[]): View {
@@ -54,4 +55,21 @@ Deno.test("without OpenBLAS the CPU backend warns once on stderr and still compu
   assert.equal(warnings.length, 1, stderr);
   assert.match(stderr, /libopenblas0-pthread/);
   assert.match(stderr, /nonexistent/);
+});
+
+Deno.test("the CPU buffer pool reuses freed memory by size and drops the oldest over its limit", () => {
+  const pool = new BufferPool(100);
+  const [a, b, c] = [pool.take(40), pool.take(40), pool.take(40)];
+  pool.give(a);
+  pool.give(b);
+  assert.equal(pool.cachedBytes, 80);
+  pool.give(c); // over the limit: a, cached first, goes
+  assert.equal(pool.cachedBytes, 80);
+  assert.equal(pool.take(40).data, c.data); // most recently freed first
+  assert.equal(pool.take(40).data, b.data);
+  assert.notEqual(pool.take(40).data, a.data); // a was dropped: fresh memory
+  assert.equal(pool.cachedBytes, 0);
+  const none = new BufferPool(0);
+  none.give(none.take(8));
+  assert.equal(none.cachedBytes, 0);
 });

@@ -66,11 +66,19 @@ export function i32Of(v: View, op: string): Int32Array {
 /**
  * Recycles freed ArrayBuffers by exact size. A training step allocates the same shapes every
  * iteration; reusing their memory at once avoids fresh zeroed pages and waiting for V8's GC.
+ * Beyond `limitBytes` the blocks freed longest ago are dropped first (so a run whose shapes keep
+ * changing, like generation without a KV cache, cannot fill memory with unusable sizes).
  */
 export class BufferPool {
   readonly #free = new Map<number, ArrayBuffer[]>();
+  /** Cached blocks with the sequence number of their caching, oldest first; stale entries (the
+   * block was handed out, and maybe cached again, since) are skipped lazily. */
+  #order: [ArrayBuffer, number][] = [];
+  #head = 0;
+  #seq = 0;
+  readonly #cached = new Map<ArrayBuffer, number>();
   #cachedBytes = 0;
-  /** Upper bound on cached bytes; beyond it freed blocks are left to the GC. */
+  /** Upper bound on cached bytes. */
   readonly limitBytes: number;
   /** Fill handed-out memory with NaN (tests: catches kernels that read before writing). */
   readonly poison: boolean;
@@ -90,25 +98,50 @@ export class BufferPool {
   take(bytes: number): CpuBuffer {
     const size = Math.ceil(bytes / 4) * 4;
     const data = this.#free.get(size)?.pop();
-    if (data) this.#cachedBytes -= size;
+    if (data) {
+      this.#cached.delete(data);
+      this.#cachedBytes -= size;
+    }
     const b = new CpuBuffer(bytes, data);
     if (this.poison) b.f32.fill(NaN);
     return b;
   }
 
-  /** Returns a freed buffer's memory to the cache (or to the GC when the cache is full). */
+  /** Returns a freed buffer's memory to the cache, evicting the oldest blocks over the limit. */
   give(buffer: CpuBuffer): void {
-    const size = buffer.data.byteLength;
-    if (size === 0 || this.#cachedBytes + size > this.limitBytes) return;
+    const data = buffer.data, size = data.byteLength;
+    if (size === 0 || size > this.limitBytes) return;
+    while (this.#cachedBytes + size > this.limitBytes) this.#evictOldest();
     let list = this.#free.get(size);
     if (!list) this.#free.set(size, list = []);
-    list.push(buffer.data);
+    list.push(data);
+    this.#cached.set(data, ++this.#seq);
+    this.#order.push([data, this.#seq]);
     this.#cachedBytes += size;
+  }
+
+  #evictOldest(): void {
+    while (this.#head < this.#order.length) {
+      const [data, seq] = this.#order[this.#head++];
+      if (this.#cached.get(data) !== seq) continue; // handed out (and maybe cached again) since
+      this.#cached.delete(data);
+      const list = this.#free.get(data.byteLength)!;
+      list.splice(list.indexOf(data), 1);
+      this.#cachedBytes -= data.byteLength;
+      break;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   /** Drops every cached block. */
   clear(): void {
     this.#free.clear();
+    this.#cached.clear();
+    this.#order = [];
+    this.#head = 0;
     this.#cachedBytes = 0;
   }
 }

@@ -40,7 +40,7 @@ export interface CpuBackendOptions {
    * fallback, e.g. to test it; `DENOGRAD_NO_BLAS=1` does the same process-wide.
    */
   blas?: boolean;
-  /** Most idle memory kept for reuse, in bytes (default 1 GiB; 0 disables the cache). */
+  /** Most idle memory kept for reuse, in bytes (default 4 GiB; 0 disables the cache). */
   cacheLimitBytes?: number;
 }
 
@@ -79,7 +79,7 @@ export class CpuBackend implements Backend {
     this.#sgemm = makeSgemm(blas);
     // DENOGRAD_POISON=1 fills new memory with NaN, so a kernel that reads before it writes shows.
     this.#pool = new BufferPool(
-      options.cacheLimitBytes ?? 2 ** 30,
+      options.cacheLimitBytes ?? 4 * 2 ** 30,
       envVar("DENOGRAD_POISON") === "1",
     );
   }
