@@ -13,6 +13,7 @@
 
 import { join } from "node:path";
 import { AtomicFile } from "../io/atomic.ts";
+import { readFull, readFullSync } from "../io/read_full.ts";
 
 /** llm.c's magic number for GPT-2 token shards (header[0]). */
 export const SHARD_MAGIC = 20240520;
@@ -255,26 +256,6 @@ export interface ShardInfo {
   path: string;
   /** Number of tokens in the file. */
   tokens: number;
-}
-
-function readFullSync(file: Deno.FsFile, into: Uint8Array): number {
-  let off = 0;
-  while (off < into.length) {
-    const n = file.readSync(into.subarray(off));
-    if (n === null) break;
-    off += n;
-  }
-  return off;
-}
-
-async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<number> {
-  let off = 0;
-  while (off < into.length) {
-    const n = await file.read(into.subarray(off));
-    if (n === null) break;
-    off += n;
-  }
-  return off;
 }
 
 // Checks a header against the file size; returns the token count.

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { tensor, type TensorOptions } from "../ops/creation.ts";
 import { Tensor } from "../tensor.ts";
 import { AtomicFile } from "./atomic.ts";
+import { readFull } from "./read_full.ts";
 
 /** Element types of the safetensors format that this reader understands. */
 export type SafetensorsDType =
@@ -93,16 +94,6 @@ function numel(shape: readonly number[]): number {
 
 function isCount(x: unknown): x is number {
   return Number.isSafeInteger(x) && (x as number) >= 0;
-}
-
-async function readFull(file: Deno.FsFile, into: Uint8Array): Promise<number> {
-  let off = 0;
-  while (off < into.length) {
-    const n = await file.read(into.subarray(off));
-    if (n === null) break;
-    off += n;
-  }
-  return off;
 }
 
 /** Reverses the bytes of every `size`-byte element in place (big-endian hosts only). */
