@@ -27,7 +27,7 @@ export type {
   View,
 } from "./src/backend/backend.ts";
 export type { Buffer } from "./src/backend/backend.ts";
-export { getBackend } from "./src/backend/registry.ts";
+export { defaultDevice, getBackend } from "./src/backend/registry.ts";
 export {
   arange,
   fromArray,

@@ -10,8 +10,8 @@
 import { parseArgs } from "node:util";
 import {
   configFromSafetensors,
+  defaultDevice,
   generate,
-  getBackend,
   GPT2,
   type GPT2Config,
   loadCheckpoint,
@@ -55,17 +55,7 @@ if (args.help) {
   Deno.exit(0);
 }
 
-function pickDevice(): string {
-  if (args.device) return args.device;
-  try {
-    getBackend("cuda");
-    return "cuda";
-  } catch {
-    return "cpu";
-  }
-}
-
-const device = pickDevice();
+const device = args.device ?? defaultDevice();
 const topK = Number(args["top-k"]);
 const options = {
   maxNewTokens: Number(args["max-tokens"]),

@@ -14,8 +14,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   countParameters,
+  defaultDevice,
   generate,
-  getBackend,
   GPT2,
   GPT2_CONFIG_NAMES,
   type GPT2Config,
@@ -75,16 +75,6 @@ function int(name: string, text: string, min = 1): number {
   return v;
 }
 
-function pickDevice(): string {
-  if (args.device) return args.device;
-  try {
-    getBackend("cuda");
-    return "cuda";
-  } catch {
-    return "cpu";
-  }
-}
-
 const steps = int("steps", args.steps), batchSize = int("batch", args.batch);
 const context = int("context", args.context), seed = int("seed", args.seed, 0);
 const maxLr = Number(args.lr);
@@ -92,7 +82,7 @@ if (!(maxLr > 0)) {
   console.error(`--lr must be a number > 0, got "${args.lr}"`);
   Deno.exit(2);
 }
-const device = pickDevice();
+const device = args.device ?? defaultDevice();
 const checkpointPath = join(args.out, "model.safetensors");
 
 // The model: from the checkpoint's config when resuming, else from the flags.

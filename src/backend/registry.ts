@@ -16,3 +16,22 @@ export function getBackend(device: Device = "cpu"): Backend {
   backends.set(name, b);
   return b;
 }
+
+/**
+ * The device to use when the user names none: "cuda" when a CUDA backend can be created here,
+ * else "cpu".
+ *
+ * @example
+ * ```ts
+ * import { defaultDevice, zeros } from "@denograd/denograd";
+ * const x = zeros([2, 2], { device: defaultDevice() });
+ * ```
+ */
+export function defaultDevice(): Device {
+  try {
+    getBackend("cuda");
+    return "cuda";
+  } catch {
+    return "cpu";
+  }
+}
