@@ -118,3 +118,22 @@ export function pythonPath(): string {
 export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 150));
 }
+
+/**
+ * Starts a reference script and waits until it is ready; when Python or torch is missing, returns
+ * the reason instead of throwing, so the benchmark reports "n/a" for the PyTorch side.
+ */
+export async function startTorch(
+  script: URL,
+  args: readonly (string | number)[],
+): Promise<{ torch: TorchProcess | null; torchError?: string }> {
+  let torch: TorchProcess | null = null;
+  try {
+    torch = new TorchProcess(script, args);
+    await torch.ready();
+    return { torch };
+  } catch (err) {
+    if (torch) await torch.close().catch(() => {});
+    return { torch: null, torchError: (err as Error).message };
+  }
+}

@@ -23,7 +23,7 @@ import {
   tidy,
 } from "../mod.ts";
 import { type BenchOptions, median, num, quickFlag, table, timeOnce } from "./_common.ts";
-import { settle, TorchProcess } from "./_torch.ts";
+import { settle, startTorch } from "./_torch.ts";
 
 const TORCH_THREADS = 2;
 
@@ -82,26 +82,11 @@ export async function runGpt2Bench(opts: BenchOptions): Promise<Gpt2Result> {
     optimizer.zeroGrad();
   };
 
-  let torch: TorchProcess | null = null;
-  let torchError: string | undefined;
-  try {
-    const { vocabSize, contextLength, nEmbd, nLayer, nHead } = config;
-    torch = new TorchProcess(new URL("./gpt2_torch_reference.py", import.meta.url), [
-      vocabSize,
-      contextLength,
-      nEmbd,
-      nLayer,
-      nHead,
-      batch,
-      seq,
-      TORCH_THREADS,
-    ]);
-    await torch.ready();
-  } catch (err) {
-    torchError = (err as Error).message;
-    if (torch) await torch.close().catch(() => {});
-    torch = null;
-  }
+  const { vocabSize, contextLength, nEmbd, nLayer, nHead } = config;
+  const { torch, torchError } = await startTorch(
+    new URL("./gpt2_torch_reference.py", import.meta.url),
+    [vocabSize, contextLength, nEmbd, nLayer, nHead, batch, seq, TORCH_THREADS],
+  );
 
   const ours: number[] = [], theirs: number[] = [];
   let torchLoss: number | null = null;

@@ -35,7 +35,7 @@ import {
   zeros,
 } from "../mod.ts";
 import { type BenchOptions, median, num, quickFlag, table, timeOnce } from "./_common.ts";
-import { settle, TorchProcess } from "./_torch.ts";
+import { settle, startTorch } from "./_torch.ts";
 
 /** The benchmarked model's shape. */
 export const CONFIG = {
@@ -196,20 +196,11 @@ export async function runTransformerBench(opts: BenchOptions): Promise<Transform
   const reps = opts.quick ? 2 : 9;
   const model = new Model();
 
-  let torch: TorchProcess | null = null;
-  let torchError: string | undefined;
-  try {
-    const { batch, seq, width, heads, layers, vocab } = CONFIG;
-    torch = new TorchProcess(
-      new URL("./torch_reference.py", import.meta.url),
-      [batch, seq, width, heads, layers, vocab, TORCH_THREADS],
-    );
-    await torch.ready();
-  } catch (err) {
-    torchError = (err as Error).message;
-    if (torch) await torch.close().catch(() => {});
-    torch = null;
-  }
+  const { batch, seq, width, heads, layers, vocab } = CONFIG;
+  const { torch, torchError } = await startTorch(
+    new URL("./torch_reference.py", import.meta.url),
+    [batch, seq, width, heads, layers, vocab, TORCH_THREADS],
+  );
 
   const ours: number[] = [], theirs: number[] = [];
   let denogradLoss = NaN, torchLoss: number | null = null;

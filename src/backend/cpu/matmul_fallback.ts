@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { Sgemm } from "./matmul.ts";
+
 /** Rows of C computed together (each B row is loaded once per block instead of once per row). */
 const ROW_BLOCK = 16;
 
@@ -35,21 +37,21 @@ function packMatrix(
  * op(A) is M x K, op(B) is K x N, C is M x N with leading dimension ldc. beta = 0 overwrites C
  * without reading it. Accumulates in f64.
  */
-export function sgemmFallback(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: Float32Array,
-  lda: number,
-  B: Float32Array,
-  ldb: number,
-  beta: number,
-  C: Float32Array,
-  ldc: number,
-): void {
+export const sgemmFallback: Sgemm = (
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  lda,
+  B,
+  ldb,
+  beta,
+  C,
+  ldc,
+) => {
   if (M === 0 || N === 0) return;
   const a = packMatrix(A, lda, transA, M, K); // (M, K)
   const b = packMatrix(B, ldb, transB, K, N); // (K, N)
@@ -84,4 +86,4 @@ export function sgemmFallback(
       else for (let j = 0; j < N; j++) c[j] = alpha * r[j] + beta * c[j];
     }
   }
-}
+};
