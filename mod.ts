@@ -15,19 +15,49 @@
  */
 
 export { type NestedArray, type Operand, Tensor } from "./src/tensor.ts";
-export type { DType, TypedArray } from "./src/dtype.ts";
+export {
+  bf16BitsToF32,
+  type DType,
+  dtypeBytes,
+  f32ToBf16Bits,
+  type StorageArray,
+  type TypedArray,
+} from "./src/dtype.ts";
+export { to } from "./src/ops/transfer.ts";
 export type {
   AdamWStepOptions,
+  AttentionOptions,
   Backend,
   BinaryOp,
   Device,
   MatmulOptions,
   ReduceOp,
+  SgdStepOptions,
   UnaryOp,
   View,
 } from "./src/backend/backend.ts";
 export type { Buffer } from "./src/backend/backend.ts";
-export { defaultDevice, getBackend } from "./src/backend/registry.ts";
+export {
+  cudaEmptyCache,
+  cudaMemoryStats,
+  defaultDevice,
+  getBackend,
+  setBackend,
+} from "./src/backend/registry.ts";
+export {
+  type AllocatorStats,
+  type Block as AllocatorBlock,
+  CudaBackend,
+  CudaBuffer,
+  type CudaMemoryStats,
+  type CudaStatus,
+  cudaStatus,
+  type DeviceInfo,
+  type KernelArg,
+  type KernelLauncher,
+} from "./src/backend/cuda/mod.ts";
+export { CudnnAttention, type CudnnAttentionDeps } from "./src/backend/cuda/cudnn_attention.ts";
+export { CUDNN_SYMBOLS, type CudnnSymbols } from "./ffi/cudnn.ts";
 export {
   arange,
   fromArray,
@@ -107,6 +137,8 @@ export {
   type VarOptions,
 } from "./src/ops/reduce.ts";
 export { linear, matmul } from "./src/ops/matmul.ts";
+export { autocast, type AutocastDType, autocastDType } from "./src/autocast.ts";
+export { batchedLinear } from "./src/ops/batched_linear.ts";
 export {
   crossEntropy,
   type CrossEntropyOptions,
@@ -119,7 +151,19 @@ export {
 export { isGradEnabled, noGrad } from "./src/autograd.ts";
 export { gradcheck, type GradcheckOptions } from "./src/gradcheck.ts";
 export { keep, type MemoryStats, memoryStats, tidy, type Tracked } from "./src/memory.ts";
-export { getRngState, manualSeed, type RngState, setRngState } from "./src/random.ts";
+export {
+  getRngState,
+  manualSeed,
+  type PhiloxBlocks,
+  reserveUniformBlocks,
+  type RngState,
+  setRngState,
+} from "./src/random.ts";
+export {
+  type AttentionOpOptions,
+  naiveAttention,
+  scaledDotProductAttention,
+} from "./src/ops/attention.ts";
 export {
   DEFAULT_SHARD_SIZE,
   listShards,
@@ -178,21 +222,48 @@ export {
   writeTiktokenRanks,
 } from "./src/tokenizer/save.ts";
 export { trainBpe, type TrainBpeOptions } from "./src/tokenizer/train.ts";
-export { type LoadStateDictOptions, Module, parameter } from "./src/nn/module.ts";
+export {
+  type LoadStateDictOptions,
+  Module,
+  parameter,
+  type ParameterListOptions,
+} from "./src/nn/module.ts";
 
 // ---- optimizers, schedules, clipping ----
+export { AdamBase, type AdamFamilyOptions } from "./src/optim/_adam_base.ts";
 export {
+  Adam,
+  type AdamOptions,
   AdamW,
   type AdamWOptions,
+  type AnnealOptions,
   clipGradNorm,
+  CombinedOptimizer,
+  constantLr,
+  cosineLr,
+  type DecayShape,
+  linearLr,
+  type LrPhase,
   type LrSchedule,
+  Muon,
+  type MuonOptions,
+  muonWithAdamW,
+  type MuonWithAdamWOptions,
+  NEWTON_SCHULZ_COEFFICIENTS,
+  newtonSchulz,
   Optimizer,
   type ParamGroup,
   type ResolvedGroup,
+  sequenceLr,
   SGD,
   type SGDOptions,
+  type TrainOptimizer,
   warmupCosine,
   type WarmupCosineOptions,
+  warmupLr,
+  type WarmupOptions,
+  warmupStableDecay,
+  type WarmupStableDecayOptions,
 } from "./src/optim/mod.ts";
 
 // ---- datasets and batching for training ----
@@ -217,8 +288,12 @@ export {
 
 // ---- training: the pretraining loop, metrics, plots ----
 export {
+  type ChartSeries,
   type CurvePoints,
   evaluateLoss,
+  type LineChart,
+  type LineChartsOptions,
+  lineChartsSvg,
   type LossCurveData,
   type LossCurveOptions,
   lossCurveSvg,
@@ -255,6 +330,46 @@ export {
   MLP,
   type MLPOptions,
 } from "./src/nn/mod.ts";
+
+// ---- position schemes: RoPE (+ linear / NTK / YaRN scaling), ALiBi; attention settings ----
+export {
+  alibiSlopes,
+  alibiSlopesTensor,
+  applyRope,
+  clearRopeCache,
+  type RopeConfig,
+  type RopeFrequencies,
+  ropeFrequencies,
+  type RopeScaling,
+  validateRopeScaling,
+} from "./src/nn/mod.ts";
+export {
+  assertGpt2Layout,
+  type AttentionSettings,
+  attentionSettings,
+  type CreateCacheOptions,
+  type PositionScheme,
+} from "./src/models/gpt2/mod.ts";
+
+// ---- mixture of experts ----
+export {
+  ExpertLinear,
+  Experts,
+  mergeMoEStats,
+  MoE,
+  type MoEConfig,
+  type MoELayerStats,
+  type MoEOptions,
+  type MoERouting,
+  type MoEStats,
+} from "./src/nn/mod.ts";
+export {
+  countActiveParameters,
+  type GPT2MoEConfig,
+  moeLayerIndices,
+  type MoELayers,
+} from "./src/models/gpt2/mod.ts";
+
 export {
   countParameters,
   END_OF_TEXT,
@@ -271,6 +386,30 @@ export {
   type KVCacheOptions,
   validateConfig,
 } from "./src/models/gpt2/mod.ts";
+
+// ---- LoRA: low-rank adapters on frozen linear layers ----
+export {
+  ADAPTER_FORMAT,
+  ADAPTER_VERSION,
+  applyLoRA,
+  type ApplyLoRAOptions,
+  type LinearLike,
+  type LinearShape,
+  linearShapes,
+  loadAdapter,
+  type LoRAConfig,
+  loraLayers,
+  LoRALinear,
+  type LoRALinearOptions,
+  loraParameterCount,
+  type LoRAReport,
+  mergeLoRA,
+  saveAdapter,
+  selectLoRATargets,
+  TIED_HEAD,
+  unmergeLoRA,
+} from "./src/nn/lora.ts";
+export { gpt2LinearShapes } from "./src/models/gpt2/lora_shapes.ts";
 
 // ---- io: safetensors (streamed, tensor by tensor), atomic writes ----
 export {
@@ -312,6 +451,86 @@ export {
   isGpt2Name,
   type PinnedFile,
 } from "./src/models/gpt2/download.ts";
+
+// ---- fine-tuning: classification and instruction data, the classifier, the trainers ----
+export { Batches, type BatchesOptions } from "./src/data/batches.ts";
+export {
+  balanceClasses,
+  type BalanceClassesOptions,
+  type ClassificationBatch,
+  type ClassificationExample,
+  collateClassification,
+  type CollateClassificationOptions,
+  type LabeledText,
+  loadSpamAssassin,
+  type LoadSpamAssassinOptions,
+  randomSplit,
+  type RandomSplitOptions,
+  SPAM_CLASSES,
+  subjectAndBody,
+  tokenizeLabeled,
+  type TokenizeLabeledOptions,
+} from "./src/data/classification.ts";
+export {
+  collateInstructions,
+  type CollateInstructionsOptions,
+  formatInstructionPrompt,
+  formatInstructionResponse,
+  type InstructionBatch,
+  type InstructionExample,
+  type InstructionRecord,
+  splitInstructionData,
+  tokenizeInstructions,
+  validateInstructionRecords,
+} from "./src/data/instruction.ts";
+export {
+  GPT2Classifier,
+  type GPT2ClassifierOptions,
+  type TrainableParts,
+} from "./src/models/gpt2/classifier.ts";
+export {
+  type ClassificationScore,
+  type ClassifyEvalRecord,
+  type ClassifyOptions,
+  type ClassifyResult,
+  evaluateClassifier,
+  type EvaluateClassifierOptions,
+  finetuneClassifier,
+  finetuneInstructions,
+  type FinetuneOptions,
+  type FinetuneRunResult,
+  generateResponses,
+  type GenerateResponsesOptions,
+  type InstructEvalRecord,
+  instructionLoss,
+  type InstructionResponse,
+  type InstructOptions,
+  type InstructResult,
+  type SequenceClassifier,
+} from "./src/train/mod.ts";
+
+// ---- DPO: preference data and the trainer ----
+export {
+  collatePreferences,
+  type CollatePreferencesOptions,
+  type PreferenceBatch,
+  type PreferenceExample,
+  type PreferenceRecord,
+  tokenizePreferences,
+  validatePreferenceRecords,
+} from "./src/data/preference.ts";
+export {
+  dpoBatchLoss,
+  type DPOEvalRecord,
+  dpoLoss,
+  type DPOLossResult,
+  type DPOOptions,
+  type DPOResult,
+  type DPOStats,
+  referenceCopy,
+  sequenceLogProbs,
+  trainDPO,
+} from "./src/train/mod.ts";
 
 // ---- training checkpoints: one safetensors file, atomic, validated before loading ----
 export {

@@ -23,6 +23,15 @@ import {
 } from "./transformer_bench.ts";
 import { formatTokenizer, runTokenizerBench, type TokenizerResult } from "./tokenizer_bench.ts";
 import { formatGpt2, type Gpt2Result, runGpt2Bench } from "./gpt2_bench.ts";
+import { type FinetuneResult, formatFinetune, runFinetuneBench } from "./finetune_lora_dpo.ts";
+import {
+  type ClassifyInstructResult,
+  formatClassifyInstruct,
+  runClassifyInstructBench,
+} from "./finetune_classify_instruct.ts";
+import { formatMoE, type MoEBenchResult, runMoEBench } from "./moe_bench.ts";
+import { formatOptim, type OptimResult, runOptimBench } from "./optim_bench.ts";
+import { type AttentionResult, formatAttention, runAttentionBench } from "./attention_bench.ts";
 
 /** Where and with what the numbers were taken. */
 interface MachineInfo {
@@ -49,6 +58,11 @@ interface Report {
   transformer: TransformerResult;
   tokenizer: TokenizerResult;
   gpt2: Gpt2Result;
+  finetune: FinetuneResult;
+  classifyInstruct: ClassifyInstructResult;
+  moe: MoEBenchResult;
+  optim: OptimResult;
+  attention: AttentionResult;
 }
 
 /**
@@ -108,6 +122,26 @@ async function main(): Promise<void> {
   const gpt2 = await runGpt2Bench(opts);
   console.log(formatGpt2(gpt2));
 
+  section("GPT-2 124M fine-tuning: DPO and LoRA steps vs PyTorch CPU");
+  const finetune = await runFinetuneBench(opts);
+  console.log(formatFinetune(finetune));
+
+  section("GPT-2 124M fine-tuning: classification and instruction steps vs PyTorch CPU");
+  const classifyInstruct = await runClassifyInstructBench(opts);
+  console.log(formatClassifyInstruct(classifyInstruct));
+
+  section("mixture of experts (E8 top-2) vs dense MLP at equal active parameters, fwd+bwd");
+  const moe = await runMoEBench(opts);
+  console.log(formatMoE(moe));
+
+  section("optimizer step on GPT-2 124M's parameters: SGD, Adam, AdamW, Muon vs torch.optim");
+  const optim = await runOptimBench(opts);
+  console.log(formatOptim(optim));
+
+  section("attention: fused (tiled, online softmax) vs naive, causal, H=12 D=64, fwd and fwd+bwd");
+  const attention = runAttentionBench(opts);
+  console.log(formatAttention(attention));
+
   const machine = machineInfo(transformer);
   const wallSeconds = (performance.now() - t0) / 1000;
   section("machine");
@@ -129,6 +163,11 @@ async function main(): Promise<void> {
     transformer,
     tokenizer,
     gpt2,
+    finetune,
+    classifyInstruct,
+    moe,
+    optim,
+    attention,
   };
   const dir = new URL("./results/", import.meta.url);
   Deno.mkdirSync(dir, { recursive: true });

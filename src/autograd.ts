@@ -145,6 +145,15 @@ export function runBackward(root: Tensor, seed: Tensor): void {
             `backward of ${node.op}: gradient shape [${ig.shape}] does not match input [${input.shape}]`,
           );
         }
+        if (ig.dtype !== input.dtype && input.dtype !== "i32") {
+          // An op that computed a bf16 input in f32 (mixed operands, bf16 storage) returns an f32
+          // gradient: each tensor gets its gradient in its own dtype, as in torch.
+          const cast = ig.cast(input.dtype);
+          owned.delete(ig);
+          ig.dispose();
+          ig = cast;
+          owned.add(ig);
+        }
         const prev = grads.get(input);
         if (prev) {
           grads.set(input, accumulate(prev, ig));

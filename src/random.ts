@@ -107,6 +107,40 @@ function drawU32(n: number): Uint32Array {
   return out;
 }
 
+/** A reserved run of Philox counter blocks: the key and the first counter block. */
+export interface PhiloxBlocks {
+  /** Philox key, low 32 bits (the seed's low word). */
+  key0: number;
+  /** Philox key, high 32 bits. */
+  key1: number;
+  /** First counter block of the run. */
+  firstBlock: number;
+}
+
+/**
+ * Reserves the counter blocks that `uniformArray(n)` would consume (ceil(n / 4)), advancing the
+ * global generator identically, without drawing: a kernel that generates the same numbers itself
+ * (fused attention's dropout mask) takes the returned key and first block. Uniform `e` of the run
+ * is word (e % 4) of philox4x32(firstBlock + floor(e / 4), key) as (word >>> 8) * 2^-24.
+ *
+ * @param n how many uniforms the run stands for
+ * @returns the Philox key and first counter block
+ * @example
+ * ```ts
+ * import { manualSeed, reserveUniformBlocks } from "@denograd/denograd";
+ * manualSeed(7);
+ * const run = reserveUniformBlocks(10); // blocks 0..2
+ * console.log(run.firstBlock, reserveUniformBlocks(1).firstBlock); // 0 3
+ * ```
+ */
+export function reserveUniformBlocks(n: number): PhiloxBlocks {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`reserveUniformBlocks: n must be a non-negative integer, got ${n}`);
+  }
+  const [key0, key1, firstBlock] = reserve(Math.ceil(n / 4));
+  return { key0, key1, firstBlock };
+}
+
 /** n uniform floats in [0, 1) with 24 random bits each. */
 export function uniformArray(n: number): Float32Array {
   const u = drawU32(n);

@@ -5,7 +5,7 @@
  */
 
 import type { Backend, Device, View } from "./backend/backend.ts";
-import type { DType, TypedArray } from "./dtype.ts";
+import { type DType, dtypeBytes, type TypedArray } from "./dtype.ts";
 import { accumulate, type GradNode, releaseNode, runBackward } from "./autograd.ts";
 import { Storage, track, untrack } from "./memory.ts";
 import { contiguousStrides, fmt, isContiguous, numel } from "./_shape.ts";
@@ -15,6 +15,7 @@ import * as rd from "./ops/reduce.ts";
 import * as nn from "./ops/nn.ts";
 import { matmul } from "./ops/matmul.ts";
 import { onesLike } from "./ops/creation.ts";
+import { to } from "./ops/transfer.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -23,7 +24,7 @@ export type NestedArray = number | NestedArray[];
 export type Operand = Tensor | number;
 
 /**
- * An n-dimensional array of f32 or i32 on a device, with reverse-mode autograd.
+ * An n-dimensional array of f32, i32 or bf16 on a device, with reverse-mode autograd.
  * Create tensors with {@linkcode tensor}, {@linkcode zeros}, {@linkcode randn} and friends.
  *
  * @example
@@ -75,7 +76,7 @@ export class Tensor {
 
   /** A new contiguous tensor on `backend` whose contents are unspecified until written. */
   static empty(shape: readonly number[], dtype: DType, backend: Backend): Tensor {
-    const buf = backend.alloc(Math.max(numel(shape), 1) * 4);
+    const buf = backend.alloc(Math.max(numel(shape), 1) * dtypeBytes(dtype));
     return new Tensor(new Storage(backend, buf), shape, dtype);
   }
 
@@ -334,9 +335,13 @@ export class Tensor {
   contiguous(): Tensor {
     return mv.contiguous(this);
   }
-  /** Converts the dtype ("f32" or "i32"). */
+  /** Converts the dtype ("f32", "i32" or "bf16"). */
   cast(dtype: DType): Tensor {
     return el.cast(this, dtype);
+  }
+  /** This tensor on `device` ("cpu", "cuda", "cuda:N"); gradients flow back to this device. */
+  to(device: Device): Tensor {
+    return to(this, device);
   }
   /** Same data, new shape (one dim may be -1); copies only when strides demand it. */
   reshape(shape: readonly number[]): Tensor {

@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { type Tensor, tensor } from "../mod.ts";
+// From src/, not mod.ts: the GPU test suite imports this file and must not reach the tokenizer's
+// npm package (too big to carry to the GPU machine, see bench/gpu/prepare.sh).
+import type { Tensor } from "../src/tensor.ts";
+import { tensor } from "../src/ops/creation.ts";
 
 /** A fixture value: non-finite floats are spelled "inf", "-inf", "nan". */
 export type FixtureNumber = number | "inf" | "-inf" | "nan";

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  applyLoRA,
   configFromSafetensors,
   GPT2,
   gpt2Config,
@@ -250,4 +251,24 @@ Deno.test("Hugging Face config.json converts both ways", () => {
   assert.equal(json.activation_function, "gelu_new");
   assert.deepEqual(gpt2ConfigFromHf(json), c);
   assert.throws(() => gpt2ConfigFromHf({ n_embd: 768 }), /needs a number "vocab_size"/);
+});
+
+Deno.test("saveGpt2Safetensors refuses models a GPT-2 file cannot hold (LoRA adapters, MoE)", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  try {
+    manualSeed(0);
+    const lora = new GPT2(gpt2Config("small-test"));
+    applyLoRA(lora, { targets: ["attn.c_attn"], rank: 2 });
+    await assert.rejects(
+      () => saveGpt2Safetensors(lora, path),
+      /cannot hold: h\.0\.attn\.c_attn\.lora_A.*mergeLoRA/,
+    );
+    const moe = new GPT2(gpt2Config("small-test", { moe: { experts: 2, layers: [0] } }));
+    await assert.rejects(() => saveGpt2Safetensors(moe, path), /moe \(GPT-2 blocks/);
+    assert.equal((await Deno.stat(path)).size, 0, "nothing was written");
+    lora.dispose();
+    moe.dispose();
+  } finally {
+    await Deno.remove(path);
+  }
 });

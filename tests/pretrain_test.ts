@@ -8,6 +8,7 @@ import {
   lossCurveSvg,
   manualSeed,
   MetricsLog,
+  type MLP,
   niceTicks,
   pretrain,
   type PretrainOptions,
@@ -132,7 +133,8 @@ Deno.test("gradient accumulation over two micro-batches equals one batch twice t
       progress: false,
       log: () => {},
     });
-    return { losses: r.trainLosses, w: model.h[0].mlp.c_fc.weight.toTypedArray() };
+    const mlp = model.h[0].mlp as MLP; // a dense block
+    return { losses: r.trainLosses, w: mlp.c_fc.weight.toTypedArray() };
   };
   const one = await run(8, 1), two = await run(4, 2);
   one.losses.forEach((l, i) => assert.ok(Math.abs(l - two.losses[i]) < 1e-5));

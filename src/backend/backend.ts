@@ -4,9 +4,9 @@
  * @module
  */
 
-import type { DType, TypedArray } from "../dtype.ts";
+import type { DType, StorageArray, TypedArray } from "../dtype.ts";
 
-/** A device name: "cpu", or "cuda:N" once the CUDA backend exists. */
+/** A device name: "cpu", "cuda" (= "cuda:0") or "cuda:N". */
 export type Device = string;
 
 /** Opaque device memory owned by a backend. */
@@ -104,6 +104,45 @@ export interface AdamWStepOptions {
 }
 
 /**
+ * Options of the fused attention kernels ({@linkcode Backend.attentionForward},
+ * {@linkcode Backend.attentionBackward}).
+ */
+export interface AttentionOptions {
+  /** Mask keys after the query's position: key j is visible to query i iff j <= i + qOffset. */
+  causal: boolean;
+  /** Multiplies q·k (usually 1/sqrt(D)). */
+  scale: number;
+  /** Absolute position of query row 0 minus that of key 0 (KV cache decoding: S - T). */
+  qOffset: number;
+  /** Sliding window: 0 = unlimited, else key j is visible only iff j > i + qOffset - window. */
+  window: number;
+  /** Dropout probability on the attention weights; 0 = none. */
+  dropout: number;
+  /** Philox key, low 32 bits, of this call's dropout mask (see {@linkcode Backend.attentionForward}). */
+  dropoutKey0: number;
+  /** Philox key, high 32 bits. */
+  dropoutKey1: number;
+  /** First Philox counter block of this call's dropout mask. */
+  dropoutBlock: number;
+}
+
+/** torch.optim.SGD hyperparameters for one fused update ({@linkcode Backend.sgdStep}). */
+export interface SgdStepOptions {
+  /** Learning rate. */
+  lr: number;
+  /** Momentum factor (0: plain SGD, no momentum buffer). */
+  momentum: number;
+  /** Dampening of the momentum: the new gradient enters the buffer scaled by 1 - dampening. */
+  dampening: number;
+  /** L2 penalty added to the gradient: g' = g + weightDecay * p. */
+  weightDecay: number;
+  /** Nesterov momentum: step along g' + momentum * buf instead of buf. */
+  nesterov: boolean;
+  /** The parameter's first update: the momentum buffer is set to g' (torch's rule). */
+  firstStep: boolean;
+}
+
+/**
  * A device backend. All views passed in have been validated by the op layer: shapes agree,
  * dtypes are as documented, `out` views never alias inputs unless stated.
  *
@@ -119,9 +158,15 @@ export interface Backend {
   alloc(bytes: number): Buffer;
   /** Gives memory back (the backend may cache it for reuse). */
   free(buffer: Buffer): void;
-  /** Copies host data into the buffer starting at byte `byteOffset` (default 0). */
-  write(buffer: Buffer, src: TypedArray, byteOffset?: number): void;
-  /** Reads `count` elements of `dtype` starting at element `offset` into a new host array. */
+  /**
+   * Copies host data (raw bits: bf16 as a Uint16Array) into the buffer from byte `byteOffset`
+   * (default 0).
+   */
+  write(buffer: Buffer, src: StorageArray, byteOffset?: number): void;
+  /**
+   * Reads `count` elements of `dtype` starting at element `offset` into a new host array
+   * (bf16 is widened to a Float32Array). On an asynchronous device this waits for queued work.
+   */
   read(buffer: Buffer, dtype: DType, offset: number, count: number): TypedArray;
   /** Copies `bytes` bytes between buffers. */
   copy(
@@ -156,6 +201,13 @@ export interface Backend {
    * transB, b's holds (…, N, K). Each matrix view has a unit stride in one of its last two dims.
    */
   matmul(a: View, b: View, out: View, options: MatmulOptions): void;
+  /**
+   * Optional fused `out = x @ weight^T + bias`: x (rows, K) and out (rows, N) with unit column
+   * stride, weight (N, K) any BLAS layout, bias (N) contiguous; x, weight, bias, out one float
+   * dtype. CUDA runs it as one cuBLASLt GEMM with a bias epilogue; without it, `linear` does a
+   * matmul and a broadcast add.
+   */
+  linearBias?(x: View, weight: View, bias: View, out: View): void;
 
   // ---- indexing ----
   /** torch.gather: out[..i..] = x[..index[..i..] at axis..]. index (i32) has out.shape. */
@@ -214,6 +266,60 @@ export interface Backend {
   /** dweight (V, C) += dout (N, C) scattered to the rows in ids (N). */
   embeddingBackward(dout: View, ids: View, dweight: View): void;
 
+  /**
+   * Fused scaled-dot-product attention (FlashAttention style: the (T, S) score matrix need not
+   * exist). q (B, H, T, D); k, v (B, Hkv, S, D) with H % Hkv == 0 (grouped-query: head h reads kv
+   * head floor(h / (H / Hkv))); out (B, H, T, D); lse (B, H, T) f32. q, k, v, out have unit stride
+   * in D and any strides in B, H, T/S (views into a fused qkv projection need no copy).
+   *
+   *   s(i, j) = scale * q_i·k_j - slope[h] * |i + qOffset - j| + bias[b, h, i, j]
+   *   visible(i, j) = (!causal || j <= i + qOffset) && (window == 0 || j > i + qOffset - window)
+   *   lse_i = log(sum over visible j of exp(s(i, j)));   p(i, j) = exp(s(i, j) - lse_i)
+   *   out_i = sum_j keep(i, j) / (1 - dropout) * p(i, j) * v_j
+   *
+   * alibiSlopes (H) f32 or null; bias f32 broadcastable to (B, H, T, S) through 0 strides, or null.
+   * A row with no visible key gets out = 0 and lse = -inf (never NaN). keep(i, j): element
+   * e = ((b*H + h)*T + i)*S + j uses word (e % 4) of philox4x32(counter = dropoutBlock + floor(e/4)
+   * as (low 32, high 32), key = (dropoutKey0, dropoutKey1)); u = (word >>> 8) * 2^-24; kept iff
+   * u >= dropout — the mask `dropout()` draws on the contiguous (B, H, T, S) weights. dtypes: q, k,
+   * v, out one float dtype (f32, or bf16 on CUDA); accumulation in f32.
+   */
+  attentionForward(
+    q: View,
+    k: View,
+    v: View,
+    alibiSlopes: View | null,
+    bias: View | null,
+    out: View,
+    lse: View,
+    options: AttentionOptions,
+  ): void;
+  /**
+   * Gradients of {@linkcode Backend.attentionForward} (FlashAttention-2: p recomputed from lse,
+   * D_i = rowsum(dout_i * out_i), ds = p * (dp - D_i) with dp = dropped(dout · v^T)):
+   *
+   *   dv_j = sum_i pdrop(i, j) * dout_i;   dq_i = scale * sum_j ds(i, j) * k_j;
+   *   dk_j = scale * sum_i ds(i, j) * q_i
+   *
+   * dq (B, H, T, D), dk, dv (B, Hkv, S, D) are overwritten (dk/dv summed over the heads sharing a
+   * kv head), with unit stride in D. No gradient flows to alibiSlopes or bias. Same options (and
+   * dropout mask) as the forward call.
+   */
+  attentionBackward(
+    q: View,
+    k: View,
+    v: View,
+    alibiSlopes: View | null,
+    bias: View | null,
+    out: View,
+    dout: View,
+    lse: View,
+    dq: View,
+    dk: View,
+    dv: View,
+    options: AttentionOptions,
+  ): void;
+
   // ---- optimizer ----
   /**
    * One fused AdamW update in place, a single pass over four f32 views of equal shape, all
@@ -225,6 +331,31 @@ export interface Backend {
    *   p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
    */
   adamwStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void;
+
+  /**
+   * One fused SGD update in place (torch.optim.SGD), a single pass over f32 contiguous views of
+   * equal shape; `momentumBuf` is null when momentum == 0:
+   *
+   *   g' = g + weightDecay * p
+   *   if momentum != 0:
+   *     buf = firstStep ? g' : momentum * buf + (1 - dampening) * g'
+   *     d   = nesterov ? g' + momentum * buf : buf
+   *   else d = g'
+   *   p -= lr * d
+   */
+  sgdStep(param: View, grad: View, momentumBuf: View | null, options: SgdStepOptions): void;
+
+  /**
+   * One fused Adam update in place (torch.optim.Adam, amsgrad off): as
+   * {@linkcode Backend.adamwStep} but with L2 weight decay folded into the gradient instead of
+   * decoupled decay, a single pass over four f32 contiguous views of equal shape:
+   *
+   *   g' = g + weightDecay * p
+   *   m  = beta1 * m + (1 - beta1) * g'
+   *   v  = beta2 * v + (1 - beta2) * g' * g'
+   *   p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+   */
+  adamStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void;
 
   /** Blocks until all queued work is done (a no-op on the CPU). */
   synchronize(): void;

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { tensor, type TensorOptions } from "../ops/creation.ts";
 import { Tensor } from "../tensor.ts";
 import { AtomicFile } from "./atomic.ts";
+import { toBf16Array } from "../dtype.ts";
 import { readFull } from "./read_full.ts";
 
 /** Element types of the safetensors format that this reader understands. */
@@ -463,7 +464,7 @@ export async function openSafetensors(path: string | URL): Promise<SafetensorsFi
 
 /** The safetensors dtype a tensor is written as. */
 function fileDType(t: Tensor): SafetensorsDType {
-  return t.dtype === "f32" ? "F32" : "I32";
+  return t.dtype === "f32" ? "F32" : t.dtype === "bf16" ? "BF16" : "I32";
 }
 
 /**
@@ -532,12 +533,13 @@ export async function writeSafetensors(
   await out.write(new Uint8Array(length.buffer));
   await out.write(padded);
   for (const [, t] of list) {
-    const data = t.toTypedArray();
+    // bf16 reads come back widened to f32; narrowing them again is exact.
+    const data = t.dtype === "bf16" ? toBf16Array(t.toTypedArray()) : t.toTypedArray();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (LITTLE_ENDIAN) await out.write(bytes);
     else {
       const copy = bytes.slice();
-      swapBytes(copy, 4);
+      swapBytes(copy, data.BYTES_PER_ELEMENT);
       await out.write(copy);
     }
   }

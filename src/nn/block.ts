@@ -6,10 +6,15 @@
 import type { Device } from "../backend/backend.ts";
 import type { Tensor } from "../tensor.ts";
 import { disposeExcept } from "./_dispose.ts";
-import { type AttentionCache, CausalSelfAttention } from "./attention.ts";
+import {
+  type AttentionCache,
+  CausalSelfAttention,
+  type CausalSelfAttentionOptions,
+} from "./attention.ts";
 import { LayerNorm } from "./layer_norm.ts";
 import { MLP } from "./mlp.ts";
 import { Module } from "./module.ts";
+import { MoE, type MoEConfig } from "./moe.ts";
 
 /** Options of {@linkcode Block}. */
 export interface BlockOptions {
@@ -25,6 +30,13 @@ export interface BlockOptions {
   std?: number;
   /** Init std of the two output projections, c_proj (default: `std`). */
   projStd?: number;
+  /** A mixture of experts instead of the MLP, with this routing (default: the dense MLP). */
+  moe?: MoEConfig;
+  /** Attention's position scheme, kv heads, window and kernel (default: GPT-2's attention). */
+  attention?: Pick<
+    CausalSelfAttentionOptions,
+    "position" | "rope" | "nKvHeads" | "slidingWindow" | "kernel"
+  >;
 }
 
 /**
@@ -45,8 +57,8 @@ export class Block extends Module {
   attn: CausalSelfAttention;
   /** LayerNorm before the MLP. */
   ln_2: LayerNorm;
-  /** Feed-forward part. */
-  mlp: MLP;
+  /** Feed-forward part: GPT-2's MLP, or a mixture of experts with the `moe` option. */
+  mlp: MLP | MoE;
 
   /**
    * A block with fresh parameters.
@@ -56,11 +68,13 @@ export class Block extends Module {
    */
   constructor(nEmbd: number, nHead: number, options: BlockOptions = {}) {
     super();
-    const { eps = 1e-5, device, ...rest } = options;
+    const { eps = 1e-5, device, moe, attention, ...rest } = options;
     this.ln_1 = new LayerNorm(nEmbd, { eps, device });
-    this.attn = new CausalSelfAttention(nEmbd, nHead, { device, ...rest });
+    this.attn = new CausalSelfAttention(nEmbd, nHead, { device, ...rest, ...attention });
     this.ln_2 = new LayerNorm(nEmbd, { eps, device });
-    this.mlp = new MLP(nEmbd, { device, ...rest });
+    this.mlp = moe
+      ? new MoE(nEmbd, { ...moe, device, ...rest })
+      : new MLP(nEmbd, { device, ...rest });
   }
 
   /**

@@ -14,5 +14,37 @@ export {
   CausalSelfAttention,
   type CausalSelfAttentionOptions,
 } from "./attention.ts";
+export {
+  applyRope,
+  clearRopeCache,
+  type RopeConfig,
+  type RopeFrequencies,
+  ropeFrequencies,
+  type RopeScaling,
+  validateRopeScaling,
+} from "./rope.ts";
+export { alibiSlopes, alibiSlopesTensor } from "./alibi.ts";
 export { MLP, type MLPOptions } from "./mlp.ts";
 export { Block, type BlockOptions } from "./block.ts";
+export { ExpertLinear, Experts } from "./experts.ts";
+export {
+  mergeMoEStats,
+  MoE,
+  type MoEConfig,
+  type MoELayerStats,
+  type MoEOptions,
+  type MoERouting,
+  type MoEStats,
+} from "./moe.ts";
+export {
+  applyLoRA,
+  type ApplyLoRAOptions,
+  linearShapes,
+  loadAdapter,
+  loraLayers,
+  LoRALinear,
+  loraParameterCount,
+  mergeLoRA,
+  saveAdapter,
+  unmergeLoRA,
+} from "./lora.ts";

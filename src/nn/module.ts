@@ -16,7 +16,18 @@ import { fmt } from "../_shape.ts";
  */
 export function parameter(t: Tensor): Tensor {
   t.requiresGrad = true;
+  registeredParameters.add(t);
   return keep(t);
+}
+
+// Tensors made by parameter(): freezing clears requiresGrad, so this set is what still tells a
+// frozen parameter from a buffer (unfreeze() and the includeFrozen listings need it).
+const registeredParameters = new WeakSet<Tensor>();
+
+/** Options of {@linkcode Module.namedParameters} and the listings built on it. */
+export interface ParameterListOptions {
+  /** Also list frozen parameters (made by {@linkcode parameter}, requiresGrad now false). Default false. */
+  includeFrozen?: boolean;
 }
 
 /** Options of {@linkcode Module.loadStateDict}. */
@@ -60,6 +71,63 @@ export class Module {
     return out;
   }
 
+  /** Every module of the tree below this one (depth first, parents first) with dotted paths. */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [];
+    for (const [name, child] of this.namedChildren()) {
+      out.push([prefix + name, child], ...child.namedModules(`${prefix}${name}.`));
+    }
+    return out;
+  }
+
+  /**
+   * Puts `module` where the sub-module at dotted `path` is (`h.0.attn.c_attn`; array items by
+   * index), the way LoRA wraps a layer in place.
+   *
+   * @param path a path from {@linkcode Module.namedModules}
+   * @param module the replacement
+   * @returns the module that was there
+   * @throws {RangeError} when no sub-module lives at `path`
+   * @example
+   * ```ts
+   * import { Linear, Module } from "@denograd/denograd";
+   * class Net extends Module {
+   *   layers = [new Linear(4, 4), new Linear(4, 2)];
+   * }
+   * const net = new Net();
+   * const old = net.setSubmodule("layers.1", new Linear(4, 3));
+   * console.log(old.numParameters(), net.layers[1].outFeatures); // 10 3
+   * ```
+   */
+  setSubmodule(path: string, module: Module): Module {
+    if (!(module instanceof Module)) {
+      throw new TypeError(`setSubmodule: the replacement for "${path}" must be a Module`);
+    }
+    const missing = () =>
+      new RangeError(
+        `setSubmodule: no sub-module at "${path}"; the modules are: ${
+          this.namedModules().map(([n]) => n).join(", ") || "(none)"
+        }`,
+      );
+    // Walk the fields (and array indices) down to the one that holds the sub-module.
+    const parts = typeof path === "string" ? path.split(".") : [""];
+    const key = parts.pop()!;
+    const has = (holder: unknown, k: string): holder is Record<string, unknown> =>
+      (holder instanceof Module || (Array.isArray(holder) && /^\d+$/.test(k))) &&
+      Object.hasOwn(holder, k);
+    const parent = parts.reduce<unknown>((holder, k) => {
+      if (!has(holder, k)) throw missing();
+      return holder[k];
+    }, this);
+    if (!has(parent, key)) throw missing();
+    const old = parent[key];
+    if (!(old instanceof Module)) {
+      throw new RangeError(`setSubmodule: "${path}" holds ${typeof old}, not a Module`);
+    }
+    parent[key] = module;
+    return old;
+  }
+
   /**
    * Every tensor field in the tree, parameters and buffers, with dotted names; a tensor shared by
    * two fields (weight tying) is listed once, under its first name.
@@ -81,19 +149,62 @@ export class Module {
     return out;
   }
 
-  /** Trainable tensors (requiresGrad) with dotted names, each shared tensor once. */
-  namedParameters(): [string, Tensor][] {
-    return this.namedTensors().filter(([, t]) => t.requiresGrad);
+  /**
+   * Trainable tensors (requiresGrad) with dotted names, each shared tensor once; with
+   * `includeFrozen`, also the parameters that {@linkcode Module.freeze} switched off.
+   */
+  namedParameters(options: ParameterListOptions = {}): [string, Tensor][] {
+    const all = options.includeFrozen ?? false;
+    return this.namedTensors().filter(([, t]) =>
+      t.requiresGrad || (all && registeredParameters.has(t))
+    );
   }
 
-  /** Trainable tensors, each shared tensor once. */
-  parameters(): Tensor[] {
-    return this.namedParameters().map(([, t]) => t);
+  /** Trainable tensors, each shared tensor once (frozen ones too with `includeFrozen`). */
+  parameters(options: ParameterListOptions = {}): Tensor[] {
+    return this.namedParameters(options).map(([, t]) => t);
   }
 
-  /** Number of trainable scalars (tied weights counted once). */
-  numParameters(): number {
-    return this.parameters().reduce((n, p) => n + p.size, 0);
+  /** Number of trainable scalars, tied weights counted once (frozen ones too with `includeFrozen`). */
+  numParameters(options: ParameterListOptions = {}): number {
+    return this.parameters(options).reduce((n, p) => n + p.size, 0);
+  }
+
+  /**
+   * Stops training every parameter of this tree: requiresGrad off and gradients dropped. The
+   * tensors stay in the state dict; {@linkcode Module.unfreeze} (of this module or a child)
+   * switches them back on. Freezing a sub-tree is how fine-tuning picks what trains.
+   *
+   * @returns this module
+   * @example
+   * ```ts
+   * import { Linear, Module } from "@denograd/denograd";
+   * class Two extends Module {
+   *   body = new Linear(4, 4);
+   *   head = new Linear(4, 2);
+   * }
+   * const m = new Two().freeze();
+   * m.head.unfreeze();
+   * console.log(m.namedParameters().map(([n]) => n)); // ["head.weight", "head.bias"]
+   * console.log(m.numParameters(), m.numParameters({ includeFrozen: true })); // 10 30
+   * ```
+   */
+  freeze(): this {
+    for (const t of this.parameters({ includeFrozen: true })) {
+      t.zeroGrad();
+      t.requiresGrad = false;
+    }
+    return this;
+  }
+
+  /**
+   * Makes every parameter of this tree trainable again (the inverse of {@linkcode Module.freeze}).
+   *
+   * @returns this module
+   */
+  unfreeze(): this {
+    for (const t of this.parameters({ includeFrozen: true })) t.requiresGrad = true;
+    return this;
   }
 
   /** Name -> tensor for every parameter and buffer (the live tensors, not copies). */

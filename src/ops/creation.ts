@@ -5,14 +5,14 @@
 
 import type { Device } from "../backend/backend.ts";
 import { getBackend } from "../backend/registry.ts";
-import { type DType, isDType, type TypedArray } from "../dtype.ts";
+import { type DType, isDType, type StorageArray, toBf16Array } from "../dtype.ts";
 import { normalArray, randintArray, uniformArray } from "../random.ts";
 import { type NestedArray, Tensor } from "../tensor.ts";
 import { checkShape, fmt, numel } from "../_shape.ts";
 
 /** Where and how a new tensor is made. */
 export interface TensorOptions {
-  /** "f32" (default) or "i32". */
+  /** "f32" (default), "i32" or "bf16" (values rounded to nearest even). */
   dtype?: DType;
   /** Device name, default "cpu". */
   device?: Device;
@@ -30,17 +30,24 @@ function make(
   shape: readonly number[],
   dtype: DType,
   opts: TensorOptions,
-  host?: TypedArray,
+  host?: StorageArray,
 ): Tensor {
-  if (!isDType(dtype)) throw new TypeError(`unknown dtype "${dtype}": expected "f32" or "i32"`);
+  if (!isDType(dtype)) {
+    throw new TypeError(`unknown dtype "${dtype}": expected "f32", "i32" or "bf16"`);
+  }
   const backend = getBackend(opts.device ?? "cpu");
   const t = Tensor.empty(shape, dtype, backend);
-  if (host && host.length) backend.write(t.storage.buffer, host);
+  // bf16 is stored as bit patterns: numbers given as f32/i32 arrays are rounded here.
+  const bits = dtype === "bf16" && host && !(host instanceof Uint16Array)
+    ? toBf16Array(host)
+    : host;
+  if (bits && bits.length) backend.write(t.storage.buffer, bits);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 }
 
-function hostArray(dtype: DType, data: ArrayLike<number>): TypedArray {
+function hostArray(dtype: DType, data: ArrayLike<number>): StorageArray {
+  if (dtype === "bf16") return toBf16Array(data);
   return dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
 }
 
@@ -173,7 +180,7 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   if (step === 0) throw new RangeError("arange: step must be non-zero");
   const n = Math.max(Math.ceil((end - start) / step), 0);
   const dtype = opts.dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
-  const host = dtype === "f32" ? new Float32Array(n) : new Int32Array(n);
+  const host = dtype === "i32" ? new Int32Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) host[i] = start + i * step;
   return make([n], dtype, opts, host);
 }

@@ -5,8 +5,8 @@
  */
 
 import type { BinaryOp, UnaryOp } from "../backend/backend.ts";
-import type { DType } from "../dtype.ts";
-import { attach } from "../autograd.ts";
+import { type DType, isDType } from "../dtype.ts";
+import { attach, noGrad } from "../autograd.ts";
 import { type Operand, Tensor } from "../tensor.ts";
 import { broadcastShapes } from "../_shape.ts";
 import { broadcastView, checkSameDevice, checkTensor, empty, scalar, sumTo } from "./_helpers.ts";
@@ -45,7 +45,8 @@ function operands(
     checkSameDevice(op, a, b);
     bt = b;
   }
-  const dtype: DType = floatOnly || a.dtype === "f32" || bt.dtype === "f32" ? "f32" : "i32";
+  // bf16 is a storage type: arithmetic on it runs (and returns) f32, like any mixed pair.
+  const dtype: DType = !floatOnly && a.dtype === "i32" && bt.dtype === "i32" ? "i32" : "f32";
   let at = a;
   if (at.dtype !== dtype) temps.push(at = cast(at, dtype));
   if (bt.dtype !== dtype) temps.push(bt = cast(bt, dtype));
@@ -82,27 +83,35 @@ function unary(
   floatOnly = true,
 ): Tensor {
   checkTensor(name, x);
-  const xf = floatOnly && x.dtype !== "f32" ? cast(x, "f32") : x;
+  // bf16 is a storage type: it computes in f32, as i32 does for float-only ops.
+  const xf = x.dtype === "bf16" || (floatOnly && x.dtype !== "f32")
+    ? noGrad(() => cast(x, "f32"))
+    : x;
   const out = runUnary(op, xf);
-  if (xf !== x) xf.dispose();
-  return attach(out, name, [x], (g) => [backward(g, x, out)]);
+  if (xf === x) return attach(out, name, [x], (g) => [backward(g, x, out)]);
+  // The backward reads the f32 values (gelu_backward needs x and g of one dtype): keep them.
+  return attach(out, name, [x], (g) => [backward(g, xf, out)], [xf]);
 }
 
 /**
- * Converts `x` to `dtype` (f32 -> i32 truncates toward zero). Returns a new tensor.
+ * Converts `x` to `dtype` (f32 -> i32 truncates toward zero; to bf16 rounds to nearest even).
+ * Returns a new tensor. Between f32 and bf16 the gradient flows back, cast to the input's dtype.
  *
  * @example
  * ```ts
  * import { tensor } from "@denograd/denograd";
  * console.log(tensor([1.7, -1.7]).cast("i32").toArray()); // [1, -1]
+ * console.log(tensor([1.00390625]).cast("bf16").toArray()); // [1] (a tie: rounds to even)
  * ```
  */
 export function cast(x: Tensor, dtype: DType): Tensor {
   checkTensor("cast", x);
-  if (dtype !== "f32" && dtype !== "i32") throw new TypeError(`cast: unknown dtype "${dtype}"`);
+  if (!isDType(dtype)) {
+    throw new TypeError(`cast: unknown dtype "${dtype}": expected "f32", "i32" or "bf16"`);
+  }
   const out = runUnary("copy", x, dtype);
-  if (dtype !== "f32") return out;
-  return attach(out, "cast", [x], (g) => [g]);
+  if (dtype === "i32") return out;
+  return attach(out, "cast", [x], (g) => [g.dtype === x.dtype ? g : cast(g, x.dtype)]);
 }
 
 // ---- arithmetic ----

@@ -5,6 +5,7 @@
  */
 
 import { attach } from "../autograd.ts";
+import { autocastFor } from "../autocast.ts";
 import type { View } from "../backend/backend.ts";
 import type { Tensor } from "../tensor.ts";
 import { broadcastShapes, fmt, numel } from "../_shape.ts";
@@ -17,6 +18,39 @@ import {
   sumTo,
 } from "./_helpers.ts";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./movement.ts";
+import { cast } from "./elementwise.ts";
+
+/**
+ * Inputs of a matrix product in the dtype they compute in: both cast to bf16 under autocast on a
+ * bf16-capable device (differentiable casts: f32 masters get f32 gradients), else as given, which
+ * must be one float dtype. `temps` are the casts, to dispose after the op.
+ */
+function matmulInputs(
+  op: string,
+  ts: Tensor[],
+  names: string[],
+): { ins: Tensor[]; temps: Tensor[] } {
+  // Integer operands are an error whatever autocast says (f32 is the dtype they should be).
+  ts.forEach((t, i) => {
+    if (t.dtype === "i32") checkDType(op, t, "f32", names[i]);
+  });
+  const target = autocastFor(ts[0].device);
+  const temps: Tensor[] = [];
+  const ins = ts.map((t) => {
+    if (target === null || t.dtype === target) return t;
+    const c = cast(t, target);
+    temps.push(c);
+    return c;
+  });
+  if (ins.some((t) => t.dtype !== ins[0].dtype)) {
+    throw new TypeError(
+      `${op}: ${names.join(", ")} must share one dtype (f32 or bf16), got ${
+        ins.map((t) => t.dtype).join(", ")
+      }`,
+    );
+  }
+  return { ins, temps };
+}
 
 /**
  * Matrix product with PyTorch semantics: 1-D operands are promoted to a row/column and the added
@@ -33,8 +67,6 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   checkTensor("matmul", a);
   checkTensor("matmul", b, "other");
   checkSameDevice("matmul", a, b);
-  checkDType("matmul", a, "f32");
-  checkDType("matmul", b, "f32", "other");
   if (a.ndim === 0 || b.ndim === 0) {
     throw new RangeError(
       `matmul: both operands need >= 1 dim, got ${fmt(a.shape)} @ ${fmt(b.shape)}`,
@@ -44,6 +76,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const k2 = b.shape[Math.max(b.ndim - 2, 0)];
   if (k1 !== k2) {
     throw new RangeError(`matmul: inner dimensions differ: ${fmt(a.shape)} @ ${fmt(b.shape)}`);
+  }
+  const { ins, temps } = matmulInputs("matmul", [a, b], ["input", "other"]);
+  if (temps.length > 0) {
+    const out = matmul(ins[0], ins[1]);
+    for (const t of temps) t.dispose(); // the graph keeps what backward needs
+    return out;
   }
   if (a.ndim === 1 || b.ndim === 1) {
     const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
@@ -68,7 +106,7 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   const [m, k] = a.shape.slice(-2);
   const n = b.shape[b.ndim - 1];
   const batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const out = empty([...batch, m, n], "f32", a);
+  const out = empty([...batch, m, n], a.dtype, a);
   a.backend.matmul(
     broadcastView(a, [...batch, m, k]),
     broadcastView(b, [...batch, k, n]),
@@ -136,8 +174,17 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     }
   }
   checkSameDevice("linear", x, weight, ...(bias ? [bias] : []));
-  checkDType("linear", x, "f32");
-  checkDType("linear", weight, "f32", "weight");
+  const { ins, temps } = matmulInputs(
+    "linear",
+    bias ? [x, weight, bias] : [x, weight],
+    ["input", "weight", "bias"],
+  );
+  if (temps.length > 0) {
+    const out = linear(ins[0], ins[1], ins[2] ?? null);
+    for (const t of temps) t.dispose();
+    return out;
+  }
+  const dtype = x.dtype;
   const [n, k] = weight.shape;
   const rows = numel(x.shape.slice(0, -1)); // every leading dim folds into the GEMM's M
   const be = x.backend;
@@ -152,11 +199,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     strides: [weight.strides[1], weight.strides[0]],
   };
   const xc = contiguous(x);
-  const y = empty([...x.shape.slice(0, -1), n], "f32", x);
-  be.matmul(mat(xc, rows, k), wT, mat(y, rows, n), { transA: false, transB: false });
-  if (bias) {
-    const yv = mat(y, rows, n);
-    be.binary("add", yv, { ...bias._view(), shape: [rows, n], strides: [0, bias.strides[0]] }, yv);
+  const y = empty([...x.shape.slice(0, -1), n], dtype, x);
+  if (bias && be.linearBias && (bias.strides[0] === 1 || n === 1)) {
+    be.linearBias(mat(xc, rows, k), weight._view(), bias._view(), mat(y, rows, n)); // one fused GEMM
+  } else {
+    be.matmul(mat(xc, rows, k), wT, mat(y, rows, n), { transA: false, transB: false });
+    if (bias) {
+      const yv = mat(y, rows, n);
+      const bv: View = { ...bias._view(), shape: [rows, n], strides: [0, bias.strides[0]] };
+      be.binary("add", yv, bv, yv);
+    }
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return attach(y, "linear", inputs, (g) => {
@@ -164,17 +216,25 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     const g2 = mat(gc, rows, n);
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (x.requiresGrad) { // (rows, N) @ (N, K)
-      dx = empty(x.shape, "f32", g);
+      dx = empty(x.shape, dtype, g);
       be.matmul(g2, weight._view(), mat(dx, rows, k), { transA: false, transB: false });
     }
     if (weight.requiresGrad) { // g^T @ x: (N, rows) @ (rows, K), already in W's layout
-      dw = empty([n, k], "f32", g);
+      dw = empty([n, k], dtype, g);
       const gT: View = { ...g2, shape: [n, rows], strides: [1, n] };
       be.matmul(gT, mat(xc, rows, k), dw._view(), { transA: false, transB: false });
     }
     if (bias?.requiresGrad) { // column sums of g
-      db = empty([n], "f32", g);
-      be.reduce("sum", g2, [0], { ...db._view(), shape: [1, n], strides: [n, 1] });
+      db = empty([n], dtype, g);
+      const dbRow: View = { ...db._view(), shape: [1, n], strides: [n, 1] };
+      if (dtype === "f32") be.reduce("sum", g2, [0], dbRow);
+      else {
+        // bf16: a GEMM with a row of ones sums in f32 inside cuBLAS, (1, rows) @ (rows, N).
+        const ones = empty([1, rows], dtype, g);
+        be.fill(ones._view(), 1);
+        be.matmul(ones._view(), g2, dbRow, { transA: false, transB: false });
+        ones.dispose();
+      }
     }
     if (gc !== g) gc.dispose();
     return bias ? [dx, dw, db] : [dx, dw];

@@ -21,6 +21,17 @@ function as2d(t: Tensor, cols: number): View {
   return { ...v, shape: [rows, cols], strides: [cols, 1] };
 }
 
+/**
+ * Runs `fn` on an f32 copy of a bf16 input (differentiable: the gradient returns as bf16). Like
+ * torch.autocast's f32 ops, softmax, layer norm and cross-entropy compute in f32 on bf16 data.
+ */
+function viaF32(x: Tensor, fn: (xf: Tensor) => Tensor): Tensor {
+  const xf = cast(x, "f32");
+  const y = fn(xf);
+  xf.dispose(); // the graph keeps it while backward needs it
+  return y;
+}
+
 /** A contiguous tensor seen as a flat vector. */
 function as1d(t: Tensor): View {
   return { ...t._view(), shape: [t.size], strides: [1] };
@@ -28,6 +39,7 @@ function as1d(t: Tensor): View {
 
 function softmaxImpl(name: string, x: Tensor, dim: number, log: boolean): Tensor {
   checkTensor(name, x);
+  if (x.dtype === "bf16") return viaF32(x, (xf) => softmaxImpl(name, xf, dim, log));
   checkDType(name, x, "f32");
   const d = x.ndim === 0 ? 0 : normAxis(name, dim, x.ndim, x.shape);
   if (x.ndim > 0 && d !== x.ndim - 1) {
@@ -89,6 +101,9 @@ export function layerNorm(
   eps = 1e-5,
 ): Tensor {
   checkTensor("layerNorm", x);
+  if (x.dtype === "bf16") {
+    return viaF32(x, (xf) => layerNorm(xf, normalizedShape, weight, bias, eps));
+  }
   checkDType("layerNorm", x, "f32");
   const k = normalizedShape.length;
   if (k === 0 || k > x.ndim || normalizedShape.some((d, i) => d !== x.shape[x.ndim - k + i])) {
@@ -216,6 +231,7 @@ export function crossEntropy(
   const { ignoreIndex = -100, reduction = "mean" } = options;
   checkTensor("crossEntropy", logits, "logits");
   checkTensor("crossEntropy", targets, "targets");
+  if (logits.dtype === "bf16") return viaF32(logits, (lf) => crossEntropy(lf, targets, options));
   checkDType("crossEntropy", logits, "f32", "logits");
   checkDType("crossEntropy", targets, "i32", "targets");
   checkSameDevice("crossEntropy", logits, targets);

@@ -6,8 +6,9 @@
 
 import type { Tensor } from "../tensor.ts";
 import type { Module } from "../nn/module.ts";
-import { fmt } from "../_shape.ts";
-import { Optimizer, type ParamGroup } from "./optimizer.ts";
+import { AdamBase } from "./_adam_base.ts";
+import { isBiasName } from "./_names.ts";
+import type { ParamGroup } from "./optimizer.ts";
 
 /** AdamW's hyperparameters (torch's defaults). */
 export interface AdamWOptions {
@@ -22,19 +23,6 @@ export interface AdamWOptions {
 }
 
 const DEFAULTS: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 };
-
-function checkOptions(o: AdamWOptions, where: string): void {
-  const bad = (what: string, v: unknown) => new RangeError(`AdamW: ${what}${where}, got ${v}`);
-  if (!(Number.isFinite(o.lr) && o.lr >= 0)) throw bad("lr must be a finite number >= 0", o.lr);
-  if (!(Number.isFinite(o.eps) && o.eps >= 0)) throw bad("eps must be a finite number >= 0", o.eps);
-  if (!(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) {
-    throw bad("weightDecay must be a finite number >= 0", o.weightDecay);
-  }
-  const b = o.betas;
-  if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => x >= 0 && x < 1)) {
-    throw bad("betas must be two numbers in [0, 1)", JSON.stringify(b));
-  }
-}
 
 /**
  * AdamW over parameters or parameter groups (each group may override any option). Parameters
@@ -53,7 +41,7 @@ function checkOptions(o: AdamWOptions, where: string): void {
  * console.log(w.toArray()); // close to [1, 2, 3]
  * ```
  */
-export class AdamW extends Optimizer<AdamWOptions> {
+export class AdamW extends AdamBase<AdamWOptions> {
   /**
    * Validates the parameters and options; state is allocated on each parameter's first update.
    *
@@ -64,9 +52,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
     params: readonly Tensor[] | readonly ParamGroup<AdamWOptions>[],
     options: Partial<AdamWOptions> = {},
   ) {
-    const defaults = { ...DEFAULTS, ...options };
-    checkOptions(defaults, "");
-    super("AdamW", params, defaults, ["m", "v"], checkOptions);
+    super("AdamW", "adamwStep", params, { ...DEFAULTS, ...options });
   }
 
   /**
@@ -86,44 +72,14 @@ export class AdamW extends Optimizer<AdamWOptions> {
    * ```
    */
   static forModel(model: Module, options: Partial<AdamWOptions> = {}): AdamW {
-    const params = model.parameters();
+    // nanoGPT's rule (decay matrices, not vectors), plus: a bias never decays, whatever its rank
+    // (a mixture-of-experts layer stacks its experts' biases into (E, out) matrices).
+    const named = model.namedParameters();
+    const decays = ([name, p]: [string, Tensor]) => p.ndim >= 2 && !isBiasName(name);
     const groups: ParamGroup<AdamWOptions>[] = [
-      { params: params.filter((p) => p.ndim >= 2) },
-      { params: params.filter((p) => p.ndim < 2), weightDecay: 0 },
+      { params: named.filter(decays).map(([, p]) => p) },
+      { params: named.filter((e) => !decays(e)).map(([, p]) => p), weightDecay: 0 },
     ].filter((g) => g.params.length > 0);
     return new AdamW(groups, options);
-  }
-
-  /** One AdamW update of every parameter that has a gradient. */
-  step(): void {
-    let index = 0;
-    for (const group of this.paramGroups) {
-      const { lr, betas: [beta1, beta2], eps, weightDecay } = group;
-      for (const p of group.params) {
-        const i = index++;
-        const g = p.grad;
-        if (!g) continue;
-        if (g.shape.length !== p.ndim || g.shape.some((d, k) => d !== p.shape[k])) {
-          throw new RangeError(
-            `AdamW.step: gradient ${fmt(g.shape)} of parameter ${i} differs from its shape ${
-              fmt(p.shape)
-            }`,
-          );
-        }
-        if (!p.isContiguous || !g.isContiguous) {
-          throw new TypeError(`AdamW.step: parameter ${i} and its gradient must be contiguous`);
-        }
-        const m = this.slot(i, "m"), v = this.slot(i, "v");
-        const step = ++this.steps[i];
-        p.backend.adamwStep(p._view("AdamW.step"), g._view("AdamW.step"), m._view(), v._view(), {
-          lr,
-          beta1,
-          beta2,
-          eps,
-          weightDecay,
-          step,
-        });
-      }
-    }
   }
 }

@@ -27,11 +27,36 @@ function isGroupList<O>(x: readonly unknown[]): x is ParamGroup<O>[] {
 }
 
 /**
+ * What a training loop needs from an optimizer: {@linkcode Optimizer} and
+ * {@linkcode CombinedOptimizer} (e.g. Muon for hidden matrices with AdamW for the rest) both fit.
+ */
+export interface TrainOptimizer {
+  /** Every parameter, in state-index order. */
+  readonly params: readonly Tensor[];
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void;
+  /** Drops the gradient of every parameter. */
+  zeroGrad(): void;
+  /** Sets every group's lr to its initial lr times `factor` (torch's LambdaLR rule). */
+  scaleLr(factor: number): void;
+  /** Every group's current learning rate, in group order. */
+  lrs(): number[];
+  /** The state tensors for a checkpoint (fresh copies the caller owns). */
+  state(): Record<string, Tensor>;
+  /** The problems {@linkcode TrainOptimizer.loadState} would report; empty when `state` fits. */
+  checkState(state: Record<string, Tensor>): string[];
+  /** Restores a {@linkcode TrainOptimizer.state}, after checking all of it. */
+  loadState(state: Record<string, Tensor>): void;
+  /** Frees the state tensors. */
+  dispose(): void;
+}
+
+/**
  * Base class of the optimizers. Parameters are numbered across groups in order; that index names
  * their state in {@linkcode Optimizer.state} (`"<index>.<slot>"`, plus `"step"`: the number of
  * updates each parameter has received, i32 of shape [numParams]).
  */
-export abstract class Optimizer<O extends { lr: number }> {
+export abstract class Optimizer<O extends { lr: number }> implements TrainOptimizer {
   /** The groups, defaults filled in. Change `lr` here (or with {@linkcode setLr}) between steps. */
   readonly paramGroups: ResolvedGroup<O>[];
   /** Every parameter, in index order. */
@@ -41,18 +66,22 @@ export abstract class Optimizer<O extends { lr: number }> {
   /** Per-parameter state tensors by slot name (e.g. m, v), allocated on the first update. */
   protected readonly slots: Map<string, Tensor>[];
   readonly #name: string;
-  readonly #slotNames: readonly string[];
+  /** The state slots of parameter `index`, from its group's current options. */
+  readonly #slotsOf: (index: number) => readonly string[];
+  readonly #initialLrs: number[];
 
-  /** Validates the parameters and options; `check` validates one group's resolved options. */
+  /**
+   * Validates the parameters and options; `check` validates one group's resolved options;
+   * `slotNames` names the state tensors of a parameter in a group with those options.
+   */
   protected constructor(
     name: string,
     params: readonly Tensor[] | readonly ParamGroup<O>[],
     defaults: O,
-    slotNames: readonly string[],
+    slotNames: readonly string[] | ((options: O) => readonly string[]),
     check: (options: O, where: string) => void,
   ) {
     this.#name = name;
-    this.#slotNames = slotNames;
     if (!Array.isArray(params) || params.length === 0) {
       throw new TypeError(`${name}: expected a non-empty array of parameters or parameter groups`);
     }
@@ -85,6 +114,11 @@ export abstract class Optimizer<O extends { lr: number }> {
       return resolved;
     });
     this.params = this.paramGroups.flatMap((g) => g.params);
+    const groupOf = this.paramGroups.flatMap((g) => g.params.map(() => g));
+    this.#slotsOf = typeof slotNames === "function"
+      ? (index) => slotNames(groupOf[index])
+      : () => slotNames;
+    this.#initialLrs = this.paramGroups.map((g) => g.lr);
     this.steps = this.params.map(() => 0);
     this.slots = this.params.map(() => new Map());
   }
@@ -98,6 +132,33 @@ export abstract class Optimizer<O extends { lr: number }> {
       throw new RangeError(`${this.#name}.setLr: lr must be a finite number >= 0, got ${lr}`);
     }
     for (const g of this.paramGroups) g.lr = lr;
+  }
+
+  /**
+   * Sets every group's lr to the lr it was built with times `factor` (torch's LambdaLR rule), so
+   * one schedule drives groups with different learning rates.
+   *
+   * @example
+   * ```ts
+   * import { SGD, zeros } from "@denograd/denograd";
+   * const [a, b] = [zeros([2], { requiresGrad: true }), zeros([2], { requiresGrad: true })];
+   * const opt = new SGD([{ params: [a], lr: 0.1 }, { params: [b], lr: 0.01 }]);
+   * opt.scaleLr(0.5);
+   * console.log(opt.lrs()); // [0.05, 0.005]
+   * ```
+   */
+  scaleLr(factor: number): void {
+    if (!(Number.isFinite(factor) && factor >= 0)) {
+      throw new RangeError(
+        `${this.#name}.scaleLr: factor must be a finite number >= 0, got ${factor}`,
+      );
+    }
+    this.paramGroups.forEach((g, i) => g.lr = this.#initialLrs[i] * factor);
+  }
+
+  /** Every group's current learning rate, in group order. */
+  lrs(): number[] {
+    return this.paramGroups.map((g) => g.lr);
   }
 
   /** Drops the gradient of every parameter. */
@@ -131,14 +192,12 @@ export abstract class Optimizer<O extends { lr: number }> {
   }
 
   /**
-   * Restores a {@linkcode Optimizer.state}, e.g. read back from a checkpoint (any device: values
-   * are copied onto the parameters' devices). Everything is checked before anything is written.
+   * The problems {@linkcode Optimizer.loadState} would report for `state` (empty when it fits):
+   * a `"step"` entry of the right shape, every slot of every updated parameter with the
+   * parameter's shape, nothing else.
    */
-  loadState(state: Record<string, Tensor>): void {
-    const op = `${this.#name}.loadState`;
-    if (state === null || typeof state !== "object") {
-      throw new TypeError(`${op}: expected a record of tensors`);
-    }
+  checkState(state: Record<string, Tensor>): string[] {
+    if (state === null || typeof state !== "object") return ["expected a record of tensors"];
     const n = this.params.length;
     const problems: string[] = [];
     const step = state.step;
@@ -152,7 +211,7 @@ export abstract class Optimizer<O extends { lr: number }> {
     for (let i = 0; i < n && counts; i++) {
       if (counts[i] < 0) problems.push(`"step" of parameter ${i} is negative`);
       if (counts[i] === 0) continue;
-      for (const s of this.#slotNames) {
+      for (const s of this.#slotsOf(i)) {
         const key = `${i}.${s}`, t = state[key], p = this.params[i];
         expected.add(key);
         if (!(t instanceof Tensor)) problems.push(`missing "${key}"`);
@@ -166,12 +225,28 @@ export abstract class Optimizer<O extends { lr: number }> {
     for (const key of Object.keys(state)) {
       if (!expected.has(key)) problems.push(`unexpected "${key}"`);
     }
+    return problems;
+  }
+
+  /**
+   * Restores a {@linkcode Optimizer.state}, e.g. read back from a checkpoint (any device: values
+   * are copied onto the parameters' devices). Everything is checked before anything is written.
+   *
+   * @throws {RangeError} listing every problem {@linkcode Optimizer.checkState} finds
+   */
+  loadState(state: Record<string, Tensor>): void {
+    const op = `${this.#name}.loadState`;
+    if (state === null || typeof state !== "object") {
+      throw new TypeError(`${op}: expected a record of tensors`);
+    }
+    const problems = this.checkState(state);
     if (problems.length) {
       throw new RangeError(`${op}: ${problems.length} problem(s): ${problems.join("; ")}`);
     }
-    for (let i = 0; i < n; i++) {
-      this.steps[i] = counts![i];
-      for (const s of this.#slotNames) {
+    const counts = state.step.toTypedArray() as Int32Array;
+    for (let i = 0; i < this.params.length; i++) {
+      this.steps[i] = counts[i];
+      for (const s of this.#slotsOf(i)) {
         const src = state[`${i}.${s}`];
         if (!src) {
           this.slots[i].get(s)?.dispose();

@@ -1,12 +1,11 @@
 /**
  * Stochastic gradient descent with momentum, Nesterov momentum and (coupled) weight decay, exactly
- * torch.optim.SGD's update. Composed from tensor ops; no fused kernel needed.
+ * torch.optim.SGD's update, run as one fused backend kernel per parameter.
  * @module
  */
 
 import type { Tensor } from "../tensor.ts";
-import { noGrad } from "../autograd.ts";
-import { tidy } from "../memory.ts";
+import { fmt } from "../_shape.ts";
 import { Optimizer, type ParamGroup } from "./optimizer.ts";
 
 /** SGD's hyperparameters (torch's defaults, except that lr has one: 1e-2). */
@@ -36,6 +35,12 @@ function checkOptions(o: SGDOptions, where: string): void {
     if (!(Number.isFinite(o[k]) && o[k] >= 0)) {
       throw new RangeError(`SGD: ${k} must be a finite number >= 0${where}, got ${o[k]}`);
     }
+  }
+  if (o.dampening > 1) {
+    throw new RangeError(`SGD: dampening must be in [0, 1]${where}, got ${o.dampening}`);
+  }
+  if (typeof o.nesterov !== "boolean") {
+    throw new TypeError(`SGD: nesterov must be a boolean${where}, got ${o.nesterov}`);
   }
   if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) {
     throw new RangeError(`SGD: nesterov needs momentum > 0 and dampening 0${where}`);
@@ -68,7 +73,7 @@ export class SGD extends Optimizer<SGDOptions> {
   ) {
     const defaults = { ...DEFAULTS, ...options };
     checkOptions(defaults, "");
-    super("SGD", params, defaults, ["momentum"], checkOptions);
+    super("SGD", params, defaults, (o) => o.momentum !== 0 ? ["momentum"] : [], checkOptions);
   }
 
   /** One SGD update of every parameter that has a gradient. */
@@ -80,18 +85,26 @@ export class SGD extends Optimizer<SGDOptions> {
         const i = index++;
         const g = p.grad;
         if (!g) continue;
-        const first = this.steps[i]++ === 0;
-        noGrad(() =>
-          tidy(() => {
-            let d = weightDecay !== 0 ? g.add(p.mul(weightDecay)) : g;
-            if (momentum !== 0) {
-              const buf = this.slot(i, "momentum");
-              buf.assign(first ? d : buf.mul(momentum).add(d.mul(1 - dampening)));
-              d = nesterov ? d.add(buf.mul(momentum)) : buf;
-            }
-            p.assign(p.sub(d.mul(lr)));
-          })
-        );
+        if (g.shape.length !== p.ndim || g.shape.some((d, k) => d !== p.shape[k])) {
+          throw new RangeError(
+            `SGD.step: gradient ${fmt(g.shape)} of parameter ${i} differs from its shape ${
+              fmt(p.shape)
+            }`,
+          );
+        }
+        if (!p.isContiguous || !g.isContiguous) {
+          throw new TypeError(`SGD.step: parameter ${i} and its gradient must be contiguous`);
+        }
+        const firstStep = this.steps[i]++ === 0;
+        const buf = momentum !== 0 ? this.slot(i, "momentum")._view() : null;
+        p.backend.sgdStep(p._view("SGD.step"), g._view("SGD.step"), buf, {
+          lr,
+          momentum,
+          dampening,
+          weightDecay,
+          nesterov,
+          firstStep,
+        });
       }
     }
   }

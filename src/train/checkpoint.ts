@@ -211,7 +211,7 @@ export async function loadCheckpoint<C = unknown>(
       continue;
     }
     seen.add(name!);
-    const dtype = target.dtype === "f32" ? "F32" : "I32";
+    const dtype = target.dtype === "f32" ? "F32" : target.dtype === "bf16" ? "BF16" : "I32";
     const sameShape = info.shape.length === target.shape.length &&
       info.shape.every((d, i) => d === target.shape[i]);
     if (!sameShape || info.dtype !== dtype) {

@@ -20,7 +20,11 @@ export {
   type ValRecord,
 } from "./metrics.ts";
 export {
+  type ChartSeries,
   type CurvePoints,
+  type LineChart,
+  type LineChartsOptions,
+  lineChartsSvg,
   type LossCurveData,
   type LossCurveOptions,
   lossCurveSvg,
@@ -36,3 +40,36 @@ export {
   type LoadedCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.ts";
+export type { FinetuneOptions, FinetuneRunResult } from "./_loop.ts";
+export {
+  type ClassificationScore,
+  type ClassifyEvalRecord,
+  type ClassifyOptions,
+  type ClassifyResult,
+  evaluateClassifier,
+  type EvaluateClassifierOptions,
+  finetuneClassifier,
+  type SequenceClassifier,
+} from "./classify.ts";
+export {
+  finetuneInstructions,
+  generateResponses,
+  type GenerateResponsesOptions,
+  type InstructEvalRecord,
+  instructionLoss,
+  type InstructionResponse,
+  type InstructOptions,
+  type InstructResult,
+} from "./instruct.ts";
+export {
+  dpoBatchLoss,
+  type DPOEvalRecord,
+  dpoLoss,
+  type DPOLossResult,
+  type DPOOptions,
+  type DPOResult,
+  type DPOStats,
+  referenceCopy,
+  sequenceLogProbs,
+  trainDPO,
+} from "./dpo.ts";

@@ -1,6 +1,7 @@
 /**
  * Loss curves as a self-contained SVG (hand-written, no dependencies): training and validation
- * loss against the optimizer step, with axes, ticks, labels and a legend.
+ * loss against the optimizer step, with axes, ticks, labels and a legend; and line charts of any
+ * named series side by side (e.g. two optimizers' loss against step and against wall time).
  * @module
  */
 
@@ -27,7 +28,39 @@ export interface LossCurveOptions {
   title?: string;
 }
 
-const TRAIN_COLOR = "#1f77b4", VAL_COLOR = "#ff7f0e";
+/** One named line of a {@linkcode LineChart}. */
+export interface ChartSeries {
+  /** Legend text. */
+  name: string;
+  /** [x, y] points in x order; non-finite points are left out. */
+  points: CurvePoints;
+  /** Stroke colour; default: the next of a fixed palette. */
+  color?: string;
+  /** Draw a dot at every point (for sparse series such as validation loss). */
+  markers?: boolean;
+}
+
+/** One panel of {@linkcode lineChartsSvg}. */
+export interface LineChart {
+  /** The lines, drawn in order. */
+  series: readonly ChartSeries[];
+  /** Text above the panel. */
+  title?: string;
+  /** Label of the x axis; default "step". */
+  xLabel?: string;
+  /** Label of the y axis; default "loss". */
+  yLabel?: string;
+}
+
+/** Panel size of {@linkcode lineChartsSvg}. */
+export interface LineChartsOptions {
+  /** Pixels per panel; default 720. */
+  panelWidth?: number;
+  /** Pixels per panel; default 420. */
+  panelHeight?: number;
+}
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
 function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -66,10 +99,59 @@ function label(v: number): string {
  */
 export function lossCurveSvg(data: LossCurveData, options: LossCurveOptions = {}): string {
   const { width = 720, height = 420, title = "Loss" } = options;
-  const clean = (c: CurvePoints | undefined) =>
-    (c ?? []).filter(([s, l]) => Number.isFinite(s) && Number.isFinite(l));
-  const train = clean(data?.train), val = clean(data?.val);
-  const all = [...train, ...val];
+  const series: ChartSeries[] = [{ name: "train loss", points: data?.train ?? [] }];
+  if (data?.val?.length) series.push({ name: "val loss", points: data.val, markers: true });
+  return lineChartsSvg([{ series, title }], { panelWidth: width, panelHeight: height });
+}
+
+/**
+ * An SVG document with line charts side by side, each with its own axes, round ticks and a
+ * legend naming its series.
+ *
+ * @example
+ * ```ts
+ * import { lineChartsSvg } from "@denograd/denograd";
+ * const a = { name: "AdamW", points: [[1, 10], [2, 8]] as [number, number][] };
+ * const b = { name: "Muon", points: [[1, 10], [2, 7]] as [number, number][] };
+ * const svg = lineChartsSvg([
+ *   { title: "loss vs step", series: [a, b] },
+ *   { title: "loss vs time", xLabel: "seconds", series: [a, b] },
+ * ]);
+ * console.log(svg.startsWith("<svg")); // true
+ * ```
+ */
+export function lineChartsSvg(
+  charts: readonly LineChart[],
+  options: LineChartsOptions = {},
+): string {
+  const { panelWidth = 720, panelHeight = 420 } = options;
+  if (!Array.isArray(charts) || charts.length === 0) {
+    throw new TypeError("lineChartsSvg: expected a non-empty array of charts");
+  }
+  const width = panelWidth * charts.length, height = panelHeight;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  charts.forEach((chart, i) => {
+    out.push(`<g transform="translate(${i * panelWidth} 0)">`);
+    drawPanel(out, chart, panelWidth, panelHeight);
+    out.push("</g>");
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+/** Appends one chart's elements, in a width x height box at the origin. */
+function drawPanel(out: string[], chart: LineChart, width: number, height: number): void {
+  const { title = "", xLabel = "step", yLabel = "loss" } = chart;
+  const series = chart.series.map((s, i) => ({
+    ...s,
+    color: s.color ?? PALETTE[i % PALETTE.length],
+    points: (s.points ?? []).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
+  }));
+  const all = series.flatMap((s) => s.points);
   const m = { left: 64, right: 24, top: 44, bottom: 52 };
   const pw = width - m.left - m.right, ph = height - m.top - m.bottom;
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
@@ -85,12 +167,9 @@ export function lossCurveSvg(data: LossCurveData, options: LossCurveOptions = {}
   const f = (v: number) => v.toFixed(1);
   const path = (c: CurvePoints) => c.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(" ");
 
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
+  out.push(
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
-  ];
+  );
   // Grid lines and tick labels.
   for (const t of niceTicks(y0, y1)) {
     const y = f(sy(t));
@@ -111,10 +190,12 @@ export function lossCurveSvg(data: LossCurveData, options: LossCurveOptions = {}
   // Axes and their labels.
   out.push(
     `<path d="M${m.left},${m.top} V${m.top + ph} H${m.left + pw}" fill="none" stroke="#333"/>`,
-    `<text x="${m.left + pw / 2}" y="${height - 10}" text-anchor="middle">step</text>`,
-    `<text transform="translate(16 ${
-      m.top + ph / 2
-    }) rotate(-90)" text-anchor="middle">loss</text>`,
+    `<text x="${m.left + pw / 2}" y="${height - 10}" text-anchor="middle">${
+      escapeXml(xLabel)
+    }</text>`,
+    `<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${
+      escapeXml(yLabel)
+    }</text>`,
   );
   if (all.length === 0) {
     out.push(
@@ -123,40 +204,40 @@ export function lossCurveSvg(data: LossCurveData, options: LossCurveOptions = {}
       }" text-anchor="middle" fill="#888">no data yet</text>`,
     );
   }
-  if (train.length) {
+  for (const s of series) {
+    if (!s.points.length) continue;
     out.push(
-      `<polyline points="${path(train)}" fill="none" stroke="${TRAIN_COLOR}" stroke-width="1.5"/>`,
+      `<polyline points="${path(s.points)}" fill="none" stroke="${s.color}" stroke-width="${
+        s.markers ? 2 : 1.5
+      }"/>`,
     );
+    if (s.markers) {
+      out.push(
+        ...s.points.map(([x, y]) =>
+          `<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="3" fill="${s.color}"/>`
+        ),
+      );
+    }
   }
-  if (val.length) {
-    out.push(
-      `<polyline points="${path(val)}" fill="none" stroke="${VAL_COLOR}" stroke-width="2"/>`,
-      ...val.map(([x, y]) =>
-        `<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="3" fill="${VAL_COLOR}"/>`
-      ),
-    );
-  }
-  // Legend, top right.
-  const lx = m.left + pw - 120, ly = m.top + 8;
+  // Legend, top right: one row per series that has points.
+  const shown = series.filter((s) => s.points.length);
+  if (!shown.length) return;
+  const lw = 54 + 7 * Math.max(...shown.map((s) => s.name.length));
+  const lx = m.left + pw - lw + 4, ly = m.top + 8;
   out.push(
-    `<rect x="${lx - 8}" y="${ly - 4}" width="124" height="${val.length ? 44 : 24}" ` +
+    `<rect x="${lx - 8}" y="${ly - 4}" width="${lw}" height="${4 + 20 * shown.length}" ` +
       `fill="white" fill-opacity="0.85" stroke="#ccc"/>`,
-    `<line x1="${lx}" y1="${ly + 8}" x2="${lx + 24}" y2="${
-      ly + 8
-    }" stroke="${TRAIN_COLOR}" stroke-width="2"/>`,
-    `<text x="${lx + 30}" y="${ly + 8}" dominant-baseline="middle">train loss</text>`,
   );
-  if (val.length) {
+  shown.forEach((s, i) => {
+    const y = ly + 8 + 20 * i;
     out.push(
-      `<line x1="${lx}" y1="${ly + 28}" x2="${lx + 24}" y2="${
-        ly + 28
-      }" stroke="${VAL_COLOR}" stroke-width="2"/>`,
-      `<circle cx="${lx + 12}" cy="${ly + 28}" r="3" fill="${VAL_COLOR}"/>`,
-      `<text x="${lx + 30}" y="${ly + 28}" dominant-baseline="middle">val loss</text>`,
+      `<line x1="${lx}" y1="${y}" x2="${lx + 24}" y2="${y}" stroke="${s.color}" stroke-width="2"/>`,
     );
-  }
-  out.push("</svg>");
-  return out.join("\n") + "\n";
+    if (s.markers) out.push(`<circle cx="${lx + 12}" cy="${y}" r="3" fill="${s.color}"/>`);
+    out.push(
+      `<text x="${lx + 30}" y="${y}" dominant-baseline="middle">${escapeXml(s.name)}</text>`,
+    );
+  });
 }
 
 /**

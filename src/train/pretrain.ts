@@ -1,5 +1,6 @@
 /**
- * The pretraining loop: next-token prediction with AdamW, linear warmup + cosine decay, gradient
+ * The pretraining loop: next-token prediction with AdamW (or any optimizer: SGD, Adam, Muon +
+ * AdamW), linear warmup + cosine decay (or any schedule), gradient
  * clipping and accumulation, periodic validation loss and text samples, checkpoints that resume
  * bit-identically, JSONL metrics, a loss-curve SVG and a progress bar.
  * @module
@@ -7,6 +8,7 @@
 
 import { dirname, join } from "node:path";
 import { noGrad } from "../autograd.ts";
+import { autocast } from "../autocast.ts";
 import { memoryStats, tidy } from "../memory.ts";
 import { stack } from "../ops/movement.ts";
 import { getRngState, setRngState } from "../random.ts";
@@ -16,9 +18,11 @@ import type { Dataset, Example } from "../data/dataset.ts";
 import { type BatchSource, DataLoader, type LoaderState } from "../data/loader.ts";
 import { generate } from "../models/gpt2/generate.ts";
 import type { GPT2 } from "../models/gpt2/model.ts";
+import { mergeMoEStats, type MoELayerStats } from "../nn/moe.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { clipGradNorm } from "../optim/clip.ts";
-import { warmupCosine } from "../optim/schedule.ts";
+import type { TrainOptimizer } from "../optim/optimizer.ts";
+import { type LrSchedule, warmupCosine } from "../optim/schedule.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { MetricsLog, type MetricsRecord, type TrainRecord, truncateMetrics } from "./metrics.ts";
 import { type CurvePoints, writeLossPlot } from "./plot.ts";
@@ -59,6 +63,20 @@ export interface PretrainOptions {
   betas?: readonly [number, number];
   /** AdamW eps (default 1e-8). */
   eps?: number;
+  /**
+   * The optimizer, over every parameter of `model` (e.g. `muonWithAdamW(model)`, `new SGD(...)`);
+   * default: `AdamW.forModel(model)` with `maxLr`, `weightDecay`, `betas` and `eps`, which must
+   * not be given with it (nor `minLr`). Each group's lr as built is its peak, scaled every step by
+   * `lrSchedule` (default: `warmup` linear steps, then a cosine to a tenth). The caller keeps
+   * ownership (dispose it when done); its state goes into and comes back from checkpoints.
+   */
+  optimizer?: TrainOptimizer;
+  /**
+   * The learning-rate factor of each 0-based step, multiplying every group's peak lr
+   * (`optimizer.scaleLr`), e.g. `warmupStableDecay({ maxLr: 1, ... })`; replaces `warmup` and
+   * `minLr`. The logged lr is the first group's.
+   */
+  lrSchedule?: LrSchedule;
   /** Clip the global gradient norm to this (default 1; 0 turns clipping off). */
   clip?: number;
   /** Evaluate every this many steps and after the last (default 0: only after the last). */
@@ -91,6 +109,11 @@ export interface PretrainOptions {
   log?: (line: string) => void;
   /** Called after every optimizer step with its record. */
   onStep?: (record: TrainRecord) => void;
+  /**
+   * "bf16": mixed precision — forward passes run under `autocast("bf16")` (bf16 matrix products,
+   * f32 master weights, f32 softmax/layer norm/loss); needs a CUDA model. Default "f32".
+   */
+  precision?: "f32" | "bf16";
 }
 
 /** What {@linkcode pretrain} did in this run. */
@@ -142,11 +165,40 @@ function numOption(name: string, v: unknown, fallback: number): number {
   return v;
 }
 
+/** A given optimizer must cover the model and not come with the default AdamW's options. */
+function checkOptimizer(opt: TrainOptimizer, model: GPT2, o: PretrainOptions): void {
+  const fns = ["step", "zeroGrad", "scaleLr", "lrs", "state", "loadState"] as const;
+  if (typeof opt !== "object" || opt === null || !fns.every((f) => typeof opt[f] === "function")) {
+    throw new TypeError(`pretrain: optimizer must have ${fns.join(", ")} (an Optimizer)`);
+  }
+  const clash = (["maxLr", "minLr", "weightDecay", "betas", "eps"] as const)
+    .filter((k) => o[k] !== undefined);
+  if (clash.length) {
+    throw new TypeError(
+      `pretrain: ${clash.join(", ")} configure the default AdamW; with an optimizer, set each ` +
+        `group's lr when building it and shape the run with lrSchedule`,
+    );
+  }
+  const covered = new Set(opt.params);
+  const missing = model.namedParameters().filter(([, p]) => !covered.has(p)).map(([n]) => n);
+  if (missing.length) {
+    throw new RangeError(
+      `pretrain: the optimizer does not update ${missing.length} parameter(s) of the model: ` +
+        missing.slice(0, 5).join(", ") + (missing.length > 5 ? ", ..." : ""),
+    );
+  }
+}
+
 /**
  * Mean loss of `model` over the first `batches` batches of `source` (from its start), without
  * gradients and in eval mode; the source is left at its start and the model's mode restored.
  */
-export function evaluateLoss(model: GPT2, source: BatchSource, batches: number): number {
+export function evaluateLoss(
+  model: GPT2,
+  source: BatchSource,
+  batches: number,
+  precision: "f32" | "bf16" = "f32",
+): number {
   const n = Math.min(batches, source.batchesPerEpoch);
   const wasTraining = model.training;
   model.eval();
@@ -157,7 +209,9 @@ export function evaluateLoss(model: GPT2, source: BatchSource, batches: number):
         const losses: Tensor[] = [];
         for (let i = 0; i < n; i++) {
           const { input, target } = source.next();
-          losses.push(model.loss(input, target));
+          losses.push(
+            autocast(precision === "bf16" ? "bf16" : null, () => model.loss(input, target)),
+          );
         }
         return (losses.length === 1 ? losses[0] : stack(losses).mean()).item(); // one sync
       })
@@ -172,7 +226,7 @@ export function evaluateLoss(model: GPT2, source: BatchSource, batches: number):
  * Pretrains `model` on next-token prediction. Every step runs inside a tidy scope, so memory stays
  * flat; each step reads back two numbers (loss and gradient norm). A resumed run continues with
  * exactly the losses an uninterrupted run would have had: the checkpoint holds the model, the
- * AdamW moments, the step, the global random generator and the data loader's position.
+ * optimizer's state, the step, the global random generator and the data loader's position.
  *
  * @returns losses, samples and throughput of this run
  * @example
@@ -224,6 +278,17 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const clip = numOption("clip", o.clip, 1);
   const evalEvery = intOption("evalEvery", o.evalEvery, 0, 0);
   const evalBatches = intOption("evalBatches", o.evalBatches, 1, 20);
+  const precision = o.precision ?? "f32";
+  if (precision !== "f32" && precision !== "bf16") {
+    throw new RangeError(
+      `pretrain: precision must be "f32" or "bf16", got ${JSON.stringify(precision)}`,
+    );
+  }
+  if (precision === "bf16" && model.device === "cpu") {
+    // autocast is a no-op on the CPU; training "in bf16" there would silently be f32.
+    throw new RangeError('pretrain: precision "bf16" needs a CUDA model; the CPU computes in f32');
+  }
+  const mixed = precision === "bf16" ? "bf16" : null;
   const sampleEvery = intOption("sampleEvery", o.sampleEvery, 0, 0);
   const sampleTokens = intOption("sampleTokens", o.sampleTokens, 1, 40);
   const checkpointEvery = intOption("checkpointEvery", o.checkpointEvery, 0, 0);
@@ -232,18 +297,42 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   }
   if (o.resume && !o.checkpointPath) throw new TypeError("pretrain: resume needs checkpointPath");
   const lrAt = warmupCosine({ maxLr, minLr, warmup: Math.min(warmup, totalSteps), totalSteps });
+  const given = o.optimizer;
+  if (given !== undefined) checkOptimizer(given, model, o);
+  if (o.lrSchedule !== undefined) {
+    if (typeof o.lrSchedule !== "function") {
+      throw new TypeError("pretrain: lrSchedule must be a function of the step");
+    }
+    if (o.warmup !== undefined || o.minLr !== undefined) {
+      throw new TypeError("pretrain: lrSchedule replaces warmup and minLr; give one or the other");
+    }
+  }
+  // A given optimizer's groups keep their own peaks; the default AdamW follows lrAt exactly.
+  const factorAt = o.lrSchedule ??
+    (given
+      ? warmupCosine({ maxLr: 1, minLr: 0.1, warmup: Math.min(warmup, totalSteps), totalSteps })
+      : null);
   const beside = (file: string) =>
     o.checkpointPath ? join(dirname(o.checkpointPath), file) : undefined;
   const metricsPath = o.metricsPath ?? beside("metrics.jsonl");
   const plotPath = o.plotPath ?? beside("loss.svg");
   const log = o.log ?? ((line: string) => console.log(line));
 
-  const optimizer = AdamW.forModel(model, {
+  const optimizer: TrainOptimizer = given ?? AdamW.forModel(model, {
     lr: maxLr,
     betas: o.betas ?? [0.9, 0.95],
     eps: o.eps ?? 1e-8,
     weightDecay: o.weightDecay ?? 0.1,
   });
+  const applyLr = (step: number): number => {
+    if (!factorAt) {
+      const lr = lrAt(step);
+      (optimizer as AdamW).setLr(lr);
+      return lr;
+    }
+    optimizer.scaleLr(factorAt(step));
+    return optimizer.lrs()[0];
+  };
   const params = model.parameters();
 
   // ---- resume ----
@@ -305,7 +394,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   };
   const evaluate = (step: number) => {
     if (!val) return;
-    const loss = evaluateLoss(model, val, evalBatches);
+    const loss = evaluateLoss(model, val, evalBatches, precision);
     valCurve.push([step, loss]);
     result.valLosses.push([step, loss]);
     record({ kind: "val", step, loss });
@@ -355,18 +444,20 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   model.train();
   try {
     for (let step = startStep + 1; step <= totalSteps; step++) {
-      const lr = lrAt(step - 1);
-      optimizer.setLr(lr);
+      const lr = applyLr(step - 1);
       const start = performance.now();
       let tokens = 0;
+      let moe: MoELayerStats[] = []; // expert utilisation of this step's micro-batches
       const [loss, norm] = tidy(() => {
         const micro: Tensor[] = [];
         for (let k = 0; k < gradAccum; k++) {
           const { input, target } = train.next();
           tokens += input.size;
-          const l = model.loss(input, target); // ()
+          const l = autocast(mixed, () => model.loss(input, target)); // ()
           (gradAccum === 1 ? l : l.mul(1 / gradAccum)).backward();
           micro.push(l);
+          const s = model.moeStats?.() ?? []; // (a duck-typed model may not have it)
+          moe = k === 0 ? s : s.map((x, i) => ({ layer: x.layer, ...mergeMoEStats(moe[i], x) }));
         }
         const norm = clip > 0 ? clipGradNorm(params, clip) : null;
         optimizer.step();
@@ -380,7 +471,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       result.trainLosses.push(loss);
       result.step = step;
       trainCurve.push([step, loss]);
-      const r: TrainRecord = {
+      // Mixture-of-experts models also log each MoE block's routing (tokens per expert, drops).
+      const r: TrainRecord & { moe?: MoELayerStats[] } = {
         kind: "train",
         step,
         loss,
@@ -389,6 +481,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         tokens: tokensBefore + result.tokens,
         ms: Math.round(ms * 100) / 100,
         tokensPerSecond: Math.round(tokens / (ms / 1000)),
+        ...(moe.length ? { moe } : {}),
       };
       record(r);
       o.onStep?.(r);
@@ -408,7 +501,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     }
   } finally {
     metrics?.close();
-    optimizer.dispose();
+    if (!given) optimizer.dispose();
   }
   progress?.done(
     result.tokens,

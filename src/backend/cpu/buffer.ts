@@ -17,6 +17,8 @@ export class CpuBuffer implements Buffer {
   readonly f32: Float32Array;
   /** i32 view over all of `data`. */
   readonly i32: Int32Array;
+  /** bf16 bit patterns over all of `data` (storage only: the CPU computes in f32). */
+  readonly u16: Uint16Array;
   /** Set by `free`; kernels refuse freed buffers instead of silently reading stale memory. */
   freed = false;
 
@@ -29,10 +31,12 @@ export class CpuBuffer implements Buffer {
     this.data = data ?? new ArrayBuffer(Math.ceil(bytes / 4) * 4);
     this.f32 = new Float32Array(this.data);
     this.i32 = new Int32Array(this.data);
+    this.u16 = new Uint16Array(this.data);
   }
 
-  /** The typed array of `dtype` over the whole buffer. */
+  /** The typed array of `dtype` over the whole buffer (f32 or i32: bf16 is storage only). */
   array(dtype: DType): TypedArray {
+    if (dtype === "bf16") throw bf16ComputeError("kernel");
     return dtype === "f32" ? this.f32 : this.i32;
   }
 }
@@ -46,8 +50,16 @@ export function cpuBuffer(b: Buffer, op: string): CpuBuffer {
   return b;
 }
 
+/** Why a CPU kernel refuses bf16: the CPU backend stores bf16 but computes in f32. */
+export function bf16ComputeError(op: string): TypeError {
+  return new TypeError(
+    `${op}: the CPU backend stores bf16 but computes only in f32 and i32; cast to "f32" first`,
+  );
+}
+
 /** The typed array of the view's dtype over the view's whole buffer (index with view offsets). */
 export function arrayOf(v: View, op: string): TypedArray {
+  if (v.dtype === "bf16") throw bf16ComputeError(op);
   return cpuBuffer(v.buffer, op).array(v.dtype);
 }
 

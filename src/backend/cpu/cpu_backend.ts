@@ -6,16 +6,18 @@
 
 import type {
   AdamWStepOptions,
+  AttentionOptions,
   Backend,
   BinaryOp,
   Buffer,
   Device,
   MatmulOptions,
   ReduceOp,
+  SgdStepOptions,
   UnaryOp,
   View,
 } from "../backend.ts";
-import type { DType, TypedArray } from "../../dtype.ts";
+import { type DType, fromBf16Array, type StorageArray, type TypedArray } from "../../dtype.ts";
 import { openblas } from "../../../ffi/openblas.ts";
 import { BufferPool, type CpuBuffer, cpuBuffer } from "./buffer.ts";
 import { envVar } from "../../../ffi/find.ts";
@@ -23,6 +25,7 @@ import { binary, fill, unary, where } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
 import { makeSgemm, matmul, type Sgemm } from "./matmul.ts";
 import { embeddingBackward, embeddingForward, gather, scatterAdd } from "./indexing.ts";
+import { attentionBackward, attentionForward } from "./attention.ts";
 import {
   crossEntropyBackward,
   crossEntropyForward,
@@ -31,7 +34,7 @@ import {
   softmaxBackward,
   softmaxForward,
 } from "./nn.ts";
-import { adamwStep } from "./optim.ts";
+import { adamStep, adamwStep, sgdStep } from "./optim.ts";
 
 /** Options of a CPU backend. */
 export interface CpuBackendOptions {
@@ -106,16 +109,21 @@ export class CpuBackend implements Backend {
     this.#pool.clear();
   }
 
-  /** Copies host data into the buffer starting at byte `byteOffset`. */
-  write(buffer: Buffer, src: TypedArray, byteOffset = 0): void {
+  /** Copies host data (raw bits; bf16 as a Uint16Array) into the buffer from byte `byteOffset`. */
+  write(buffer: Buffer, src: StorageArray, byteOffset = 0): void {
     const b = cpuBuffer(buffer, "write");
     checkRange("write", "bytes", byteOffset, src.byteLength, b.data.byteLength);
     new Uint8Array(b.data, byteOffset, src.byteLength)
       .set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
   }
 
-  /** A new host array with `count` elements of `dtype` from element `offset`. */
+  /** A new host array of `count` elements of `dtype` from element `offset` (bf16 widened). */
   read(buffer: Buffer, dtype: DType, offset: number, count: number): TypedArray {
+    if (dtype === "bf16") {
+      const bits = cpuBuffer(buffer, "read").u16;
+      checkRange("read", "elements", offset, count, bits.length);
+      return fromBf16Array(bits.subarray(offset, offset + count));
+    }
     const a = cpuBuffer(buffer, "read").array(dtype);
     checkRange("read", "elements", offset, count, a.length);
     return a.slice(offset, offset + count);
@@ -240,9 +248,51 @@ export class CpuBackend implements Backend {
     embeddingBackward(dout, ids, dweight);
   }
 
+  /** Fused tiled attention with an online softmax (see the Backend interface). */
+  attentionForward(
+    q: View,
+    k: View,
+    v: View,
+    alibiSlopes: View | null,
+    bias: View | null,
+    out: View,
+    lse: View,
+    options: AttentionOptions,
+  ): void {
+    attentionForward(q, k, v, alibiSlopes, bias, out, lse, options, this.#sgemm);
+  }
+
+  /** Gradient of attentionForward, recomputing each tile's probabilities from lse. */
+  attentionBackward(
+    q: View,
+    k: View,
+    v: View,
+    alibiSlopes: View | null,
+    bias: View | null,
+    out: View,
+    dout: View,
+    lse: View,
+    dq: View,
+    dk: View,
+    dv: View,
+    options: AttentionOptions,
+  ): void {
+    attentionBackward(q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options, this.#sgemm);
+  }
+
   /** One fused AdamW update of param, m and v in place (see the Backend interface). */
   adamwStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void {
     adamwStep(param, grad, m, v, options);
+  }
+
+  /** One fused Adam (L2 weight decay) update of param, m and v in place. */
+  adamStep(param: View, grad: View, m: View, v: View, options: AdamWStepOptions): void {
+    adamStep(param, grad, m, v, options);
+  }
+
+  /** One fused SGD update of param and its momentum buffer in place. */
+  sgdStep(param: View, grad: View, momentumBuf: View | null, options: SgdStepOptions): void {
+    sgdStep(param, grad, momentumBuf, options);
   }
 
   /** A no-op: CPU kernels finish before they return. */

@@ -9,6 +9,7 @@
 import type { BinaryOp, UnaryOp, View } from "../backend.ts";
 import type { TypedArray } from "../../dtype.ts";
 import { arrayOf } from "./buffer.ts";
+import { copyBf16, fillBf16 } from "./bf16.ts";
 import { coalesce, copyStrided, forEachRow, sizeOf } from "./strided.ts";
 import { unaryDense, unaryScalar, unaryStrided } from "./unary_loops.ts";
 import {
@@ -25,6 +26,7 @@ const DENSE_ROW_MIN = 32;
 /** out = value everywhere in the (possibly strided) view. */
 export function fill(out: View, value: number): void {
   if (sizeOf(out.shape) === 0) return;
+  if (out.dtype === "bf16") return fillBf16(out, value);
   const o = arrayOf(out, "fill");
   const L = coalesce(out.shape, [out.strides]);
   const r = L.shape.length - 1;
@@ -35,9 +37,13 @@ export function fill(out: View, value: number): void {
   });
 }
 
-/** out = op(x); `copy` also casts between dtypes (f32 -> i32 truncates toward zero). */
+/**
+ * out = op(x); `copy` also casts between dtypes (f32 -> i32 truncates toward zero; to bf16 rounds
+ * to nearest even). bf16 supports only `copy`.
+ */
 export function unary(op: UnaryOp, x: View, out: View): void {
   if (sizeOf(out.shape) === 0) return;
+  if (op === "copy" && (x.dtype === "bf16" || out.dtype === "bf16")) return copyBf16(x, out);
   const xa = arrayOf(x, op), oa = arrayOf(out, op);
   if (op === "copy") {
     copyStrided(out.shape, xa, x.offset, x.strides, oa, out.offset, out.strides);

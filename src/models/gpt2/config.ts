@@ -4,6 +4,16 @@
  * @module
  */
 
+import { type RopeScaling, validateRopeScaling } from "../../nn/rope.ts";
+import { feedForwardParameters, type GPT2MoEConfig, moeLayerIndices } from "./moe_config.ts";
+
+/**
+ * How the model knows token positions: GPT-2's learned absolute table ("learned"), rotary
+ * embeddings of q and k ("rope"), per-head linear attention biases ("alibi"), or nothing but the
+ * causal mask ("none").
+ */
+export type PositionScheme = "learned" | "rope" | "alibi" | "none";
+
 /** The shape of a GPT-2 model. */
 export interface GPT2Config {
   /** Number of token ids (50257 for GPT-2's BPE). */
@@ -20,6 +30,60 @@ export interface GPT2Config {
   dropout: number;
   /** Biases in the linear layers (q/k/v, projections, MLP); GPT-2 has them. */
   bias: boolean;
+  /** Replace the MLP of some blocks with a mixture of experts (absent: dense, as GPT-2). */
+  moe?: GPT2MoEConfig;
+  /**
+   * Position scheme (default "learned", GPT-2's). With "learned" sequences are limited to
+   * contextLength; the others run at any length (contextLength is then the training context).
+   */
+  position?: PositionScheme;
+  /** RoPE's base theta (default 10000); only with position "rope". */
+  ropeTheta?: number;
+  /** RoPE's context extension (default { type: "none" }); only with position "rope". */
+  ropeScaling?: RopeScaling;
+  /** Key/value heads (grouped-query attention; must divide nHead; default nHead). */
+  nKvHeads?: number;
+  /** Each token attends to at most this many most recent positions, itself included (0 = all). */
+  slidingWindow?: number;
+}
+
+/** A config's attention fields with every default filled in. */
+export interface AttentionSettings {
+  /** Position scheme. */
+  position: PositionScheme;
+  /** RoPE's base. */
+  ropeTheta: number;
+  /** RoPE's context extension. */
+  ropeScaling: RopeScaling;
+  /** Key/value heads. */
+  nKvHeads: number;
+  /** Window, 0 = none. */
+  slidingWindow: number;
+}
+
+/**
+ * The attention fields of a config with their defaults (GPT-2's: learned positions, no RoPE,
+ * nKvHeads = nHead, no window).
+ *
+ * @example
+ * ```ts
+ * import { attentionSettings, gpt2Config } from "@denograd/denograd";
+ * console.log(attentionSettings(gpt2Config("small-test")).position); // learned
+ * ```
+ */
+export function attentionSettings(
+  config: Pick<
+    GPT2Config,
+    "nHead" | "position" | "ropeTheta" | "ropeScaling" | "nKvHeads" | "slidingWindow"
+  >,
+): AttentionSettings {
+  return {
+    position: config.position ?? "learned",
+    ropeTheta: config.ropeTheta ?? 10000,
+    ropeScaling: config.ropeScaling ?? { type: "none" },
+    nKvHeads: config.nKvHeads ?? config.nHead,
+    slidingWindow: config.slidingWindow ?? 0,
+  };
 }
 
 /** Names accepted by {@linkcode gpt2Config}. */
@@ -134,7 +198,84 @@ export function validateConfig(config: GPT2Config): GPT2Config {
       `GPT2Config: nHead ${config.nHead} must divide nEmbd ${config.nEmbd}`,
     );
   }
+  if (config.moe !== undefined) moeLayerIndices(config); // checks the moe field
+  validateAttention(config);
   return config;
+}
+
+const POSITIONS: readonly PositionScheme[] = ["learned", "rope", "alibi", "none"];
+
+function validateAttention(config: GPT2Config): void {
+  const { position, ropeTheta, ropeScaling, nKvHeads, slidingWindow } = attentionSettings(config);
+  if (!POSITIONS.includes(position)) {
+    throw new RangeError(
+      `GPT2Config: position must be one of ${
+        POSITIONS.map((p) => `"${p}"`).join(", ")
+      }, got ${position}`,
+    );
+  }
+  const isRope = position === "rope";
+  if (!isRope && (config.ropeTheta !== undefined || config.ropeScaling !== undefined)) {
+    throw new RangeError(
+      `GPT2Config: ropeTheta and ropeScaling need position "rope", got position "${position}"`,
+    );
+  }
+  if (typeof ropeTheta !== "number" || !(ropeTheta > 1) || !Number.isFinite(ropeTheta)) {
+    throw new RangeError(`GPT2Config: ropeTheta must be a finite number > 1, got ${ropeTheta}`);
+  }
+  validateRopeScaling(ropeScaling, "GPT2Config");
+  if (isRope && (config.nEmbd / config.nHead) % 2 !== 0) {
+    throw new RangeError(
+      `GPT2Config: RoPE needs an even head size, got nEmbd / nHead = ${
+        config.nEmbd / config.nHead
+      }`,
+    );
+  }
+  if (!Number.isInteger(nKvHeads) || nKvHeads < 1 || config.nHead % nKvHeads !== 0) {
+    throw new RangeError(
+      `GPT2Config: nKvHeads must be a positive integer dividing nHead ${config.nHead}, got ${nKvHeads}`,
+    );
+  }
+  if (!Number.isInteger(slidingWindow) || slidingWindow < 0) {
+    throw new RangeError(
+      `GPT2Config: slidingWindow must be an integer >= 0 (0 = no window), got ${slidingWindow}`,
+    );
+  }
+}
+
+/**
+ * Throws unless the config has GPT-2's own layout (learned positions, one kv head per head, no
+ * window), the only one Hugging Face's GPT-2 files and config.json can hold.
+ *
+ * @param where the caller, for the message
+ * @throws {RangeError} naming each field GPT-2 cannot represent
+ * @example
+ * ```ts
+ * import { assertGpt2Layout, gpt2Config } from "@denograd/denograd";
+ * assertGpt2Layout(gpt2Config("gpt2"), "export"); // fine
+ * try {
+ *   assertGpt2Layout(gpt2Config("gpt2", { position: "rope" }), "export");
+ * } catch (e) {
+ *   console.log((e as Error).message); // export: ... position "rope" (GPT-2 has "learned")
+ * }
+ * ```
+ */
+export function assertGpt2Layout(config: GPT2Config, where: string): void {
+  const s = attentionSettings(config);
+  const problems: string[] = [];
+  if (s.position !== "learned") problems.push(`position "${s.position}" (GPT-2 has "learned")`);
+  if (s.nKvHeads !== config.nHead) {
+    problems.push(`nKvHeads ${s.nKvHeads} (GPT-2 has one per head, ${config.nHead})`);
+  }
+  if (s.slidingWindow !== 0) problems.push(`slidingWindow ${s.slidingWindow} (GPT-2 has none)`);
+  if (config.moe !== undefined && moeLayerIndices(config).length > 0) {
+    problems.push(`moe (GPT-2 blocks have a dense MLP)`);
+  }
+  if (problems.length) {
+    throw new RangeError(
+      `${where}: the config cannot be represented as a Hugging Face GPT-2: ${problems.join("; ")}`,
+    );
+  }
 }
 
 /**
@@ -148,10 +289,33 @@ export function validateConfig(config: GPT2Config): GPT2Config {
  * ```
  */
 export function countParameters(config: GPT2Config): number {
+  return count(config, false);
+}
+
+/**
+ * The parameters one token runs through: {@linkcode countParameters} with only `topK` of the
+ * experts of each mixture-of-experts block counted (and their routers); the same number for a
+ * dense config. What "equal active parameters" compares.
+ *
+ * @example
+ * ```ts
+ * import { countActiveParameters, countParameters, gpt2Config } from "@denograd/denograd";
+ * const c = gpt2Config("small-test", { moe: { experts: 8, topK: 2 } });
+ * console.log(countParameters(c) > countActiveParameters(c)); // true
+ * ```
+ */
+export function countActiveParameters(config: GPT2Config): number {
+  return count(config, true);
+}
+
+function count(config: GPT2Config, active: boolean): number {
   const { vocabSize: v, contextLength: t, nEmbd: c, nLayer: l, bias } = validateConfig(config);
   const b = bias ? 1 : 0;
   const layerNorm = 2 * c;
-  const attn = c * 3 * c + b * 3 * c + c * c + b * c;
-  const mlp = c * 4 * c + b * 4 * c + 4 * c * c + b * c;
-  return v * c + t * c + l * (2 * layerNorm + attn + mlp) + layerNorm;
+  const { position, nKvHeads } = attentionSettings(config);
+  const qkv = c + 2 * (c / config.nHead) * nKvHeads; // q (H*D) + k, v (Hkv*D each)
+  const attn = c * qkv + b * qkv + c * c + b * c;
+  const positions = position === "learned" ? t * c : 0; // only GPT-2's scheme has a table
+  const feedForward = feedForwardParameters(config, active); // all blocks' MLPs or experts
+  return v * c + positions + l * (2 * layerNorm + attn) + feedForward + layerNorm;
 }

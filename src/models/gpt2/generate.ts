@@ -41,7 +41,8 @@ export interface GenerateOptions {
  * Continues `promptIds` one token at a time. Runs under noGrad with the model in eval mode (its
  * previous mode is restored), every step inside a tidy scope, so memory stays flat. Once the
  * sequence outgrows the context window, only its last `contextLength` tokens are fed (without the
- * cache from then on, since every position shifts).
+ * cache from then on, since every position shifts) — except for a sliding-window model without
+ * learned positions, whose bounded cache rolls on at no extra cost.
  *
  * @param model the language model
  * @param promptIds at least one and at most `contextLength` token ids
@@ -95,11 +96,14 @@ export function generate(
   const savedRng = seed === undefined ? null : getRngState();
   if (seed !== undefined) manualSeed(seed);
   let cache: KVCache | null = useCache ? model.createCache(1) : null;
+  const rolls = model.wpe === null && cache !== null && cache.window > 0 &&
+    cache.window <= cache.capacity;
   model.eval();
   try {
     for (let step = 0; step < maxNewTokens; step++) {
-      if (cache && tokens.length > cache.capacity) {
+      if (cache && tokens.length > cache.capacity && !rolls) {
         // The window slides from here on; cached keys sit at positions that no longer exist.
+        // (A sliding-window attention without a position table rolls its cache instead.)
         cache.dispose();
         cache = null;
       }

@@ -1,27 +1,40 @@
 /**
  * The KV cache for incremental decoding: every layer's keys and values of the tokens seen so far,
  * in buffers allocated once, so generating a token costs one position instead of the whole prefix.
+ *
+ * Under every position scheme the cache stores what attention reads: keys already rotated at their
+ * absolute positions (RoPE), plain keys (learned, ALiBi: the op biases by the distance it derives
+ * from the offset between queries and slot 0), and only the nKvHeads key/value heads (GQA).
+ * With a sliding window W the cache is bounded: when the next tokens do not fit, the last W - 1
+ * positions (all a later query can see) move to the front and `start` advances, so decoding runs
+ * on without limit at O(1) amortised copying per token (one move of W - 1 slots per
+ * capacity - W + 1 tokens).
  * @module
  */
 
 import type { Device } from "../../backend/backend.ts";
+import { noGrad } from "../../autograd.ts";
 import { keep } from "../../memory.ts";
 import { zeros } from "../../ops/creation.ts";
 import type { Tensor } from "../../tensor.ts";
 import type { AttentionCache } from "../../nn/attention.ts";
-import type { GPT2Config } from "./config.ts";
+import { attentionSettings, type GPT2Config } from "./config.ts";
 
 /** Options of {@linkcode KVCache}. */
 export interface KVCacheOptions {
   /** Where the buffers live (default "cpu"). */
   device?: Device;
-  /** Positions the cache can hold (default and maximum: config.contextLength). */
+  /**
+   * Positions the buffers hold (default config.contextLength, or twice the sliding window if
+   * larger and positions are not learned). With learned positions at most
+   * contextLength; RoPE, ALiBi and no positions allow more (decoding past the training context).
+   */
   capacity?: number;
 }
 
 /**
- * Keys and values per layer, each (B, nHead, capacity, headDim), pre-allocated; positions
- * [0, length) are filled. Created by `GPT2.createCache(batch)` and passed to `forward`, which
+ * Keys and values per layer, each (B, nKvHeads, capacity, headDim), pre-allocated; slots
+ * [0, length - start) hold positions [start, length) (start is 0 without a sliding window). Created by `GPT2.createCache(batch)` and passed to `forward`, which
  * appends and advances `length`. Its buffers are kept out of tidy scopes: call `dispose()`.
  *
  * @example
@@ -40,11 +53,14 @@ export class KVCache {
   readonly batch: number;
   /** Positions each buffer holds. */
   readonly capacity: number;
-  /** Per layer: (B, nHead, capacity, headDim). */
+  /** Per layer: (B, nKvHeads, capacity, headDim). */
   readonly keys: readonly Tensor[];
-  /** Per layer: (B, nHead, capacity, headDim). */
+  /** Per layer: (B, nKvHeads, capacity, headDim). */
   readonly values: readonly Tensor[];
+  /** The model's sliding window (0: none; the cache then holds positions [0, capacity)). */
+  readonly window: number;
   #length = 0;
+  #start = 0;
 
   /**
    * Allocates the buffers (zeros).
@@ -53,30 +69,70 @@ export class KVCache {
    * @param batch sequences generated together
    */
   constructor(
-    config: Pick<GPT2Config, "nLayer" | "nHead" | "nEmbd" | "contextLength">,
+    config: Pick<
+      GPT2Config,
+      "nLayer" | "nHead" | "nEmbd" | "contextLength" | "position" | "nKvHeads" | "slidingWindow"
+    >,
     batch: number,
     options: KVCacheOptions = {},
   ) {
-    const { device, capacity = config.contextLength } = options;
+    const { position, nKvHeads, slidingWindow } = attentionSettings(config);
+    // A rolling window cache moves W - 1 slots each time it fills: twice the window keeps
+    // that to one move per W + 1 tokens.
+    const rolling = position !== "learned" ? 2 * slidingWindow : 0;
+    const { device, capacity = Math.max(config.contextLength, rolling) } = options;
     if (!Number.isInteger(batch) || batch < 1) {
       throw new RangeError(`KVCache: batch must be a positive integer, got ${batch}`);
     }
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > config.contextLength) {
+    const max = position === "learned" ? config.contextLength : Number.MAX_SAFE_INTEGER;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > max) {
       throw new RangeError(
-        `KVCache: capacity must be an integer in [1, ${config.contextLength}], got ${capacity}`,
+        `KVCache: capacity must be an integer in [1, ${
+          position === "learned" ? `${max}] (learned positions)` : "∞)"
+        }, got ${capacity}`,
       );
     }
     this.batch = batch;
     this.capacity = capacity;
-    const shape = [batch, config.nHead, capacity, config.nEmbd / config.nHead];
+    this.window = slidingWindow;
+    const shape = [batch, nKvHeads, capacity, config.nEmbd / config.nHead];
     const make = () => Array.from({ length: config.nLayer }, () => keep(zeros(shape, { device })));
     this.keys = make();
     this.values = make();
   }
 
-  /** Positions filled so far (the position of the next token). */
+  /** Positions seen so far (the position of the next token). */
   get length(): number {
     return this.#length;
+  }
+
+  /** The position held by slot 0 (advances only under a sliding window). */
+  get start(): number {
+    return this.#start;
+  }
+
+  /**
+   * Makes room for `t` more positions: under a sliding window, when they do not fit, drops the
+   * positions no later query can see (all but the last window - 1) and moves the rest to the
+   * front. Returns whether they fit now. The model calls this before its layers write.
+   */
+  reserve(t: number): boolean {
+    const filled = this.#length - this.#start;
+    if (filled + t <= this.capacity) return true;
+    if (this.window === 0) return false;
+    const kept = Math.min(filled, this.window - 1);
+    if (kept + t > this.capacity) return false;
+    const from = filled - kept;
+    noGrad(() => {
+      for (const buf of [...this.keys, ...this.values]) {
+        const src = buf.narrow(2, from, kept), copy = src.clone(); // a copy: ranges may overlap
+        const dst = buf.narrow(2, 0, kept);
+        dst.assign(copy);
+        for (const tmp of [src, copy, dst]) tmp.dispose();
+      }
+    });
+    this.#start += from;
+    return true;
   }
 
   /** Number of layers. */
@@ -89,14 +145,21 @@ export class KVCache {
     if (!Number.isInteger(i) || i < 0 || i >= this.keys.length) {
       throw new RangeError(`KVCache: layer ${i} out of range [0, ${this.keys.length})`);
     }
-    return { keys: this.keys[i], values: this.values[i], length: this.#length };
+    return {
+      keys: this.keys[i],
+      values: this.values[i],
+      length: this.#length,
+      start: this.#start,
+    };
   }
 
   /** Marks `t` more positions as filled (after every layer has written them). */
   advance(t: number): void {
-    if (!Number.isInteger(t) || t < 0 || this.#length + t > this.capacity) {
+    if (!Number.isInteger(t) || t < 0 || this.#length - this.#start + t > this.capacity) {
       throw new RangeError(
-        `KVCache: cannot advance ${t} positions from ${this.#length} (capacity ${this.capacity})`,
+        `KVCache: cannot advance ${t} positions from ${this.#length} (slot ${
+          this.#length - this.#start
+        } of capacity ${this.capacity})`,
       );
     }
     this.#length += t;
@@ -105,6 +168,7 @@ export class KVCache {
   /** Empties the cache for a new sequence (the buffers are reused, not cleared). */
   reset(): void {
     this.#length = 0;
+    this.#start = 0;
   }
 
   /** Frees the buffers; the cache cannot be used afterwards. */

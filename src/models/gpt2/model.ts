@@ -1,6 +1,8 @@
 /**
  * GPT-2 (Radford et al., 2019), as in nanoGPT: token + position embeddings, a stack of pre-LayerNorm
  * transformer blocks, a final LayerNorm, and an output head that reuses the token embedding.
+ * The config can swap GPT-2's learned positions for RoPE (with NTK/YaRN/interpolation scaling),
+ * ALiBi or none, and add grouped-query attention and a sliding window.
  * Field names follow Hugging Face's `GPT2Model`, so `stateDict()` names are theirs without the
  * `transformer.` prefix (`wte.weight`, `h.0.attn.c_attn.weight`, ..., `ln_f.bias`); our linear
  * weights are (out, in) where their Conv1D stores (in, out).
@@ -20,13 +22,29 @@ import { Dropout } from "../../nn/dropout.ts";
 import { Embedding } from "../../nn/embedding.ts";
 import { LayerNorm } from "../../nn/layer_norm.ts";
 import { Module } from "../../nn/module.ts";
-import { type GPT2Config, validateConfig } from "./config.ts";
+import { MoE, type MoELayerStats } from "../../nn/moe.ts";
+import { attentionSettings, type GPT2Config, validateConfig } from "./config.ts";
+import { moeLayerIndices } from "./moe_config.ts";
 import { KVCache } from "./kv_cache.ts";
 
 /** Options of the {@linkcode GPT2} constructor. */
 export interface GPT2Options {
   /** Where the parameters live (default "cpu"). */
   device?: Device;
+  /**
+   * "fused" (default): the fused scaled-dot-product attention op; "naive": the reference path
+   * that materialises the scores (for comparisons). Each block's `attn.kernel` can be changed later.
+   */
+  attentionKernel?: "fused" | "naive";
+}
+
+/** Options of {@linkcode GPT2.createCache}. */
+export interface CreateCacheOptions {
+  /**
+   * Positions the cache holds (default contextLength; more allowed without learned positions,
+   * e.g. to decode past the training context).
+   */
+  capacity?: number;
 }
 
 /** Options of {@linkcode GPT2.forward}. */
@@ -61,14 +79,19 @@ export class GPT2 extends Module {
   readonly config: Readonly<GPT2Config>;
   /** Token embedding (V, C); also the output head's weight. */
   wte: Embedding;
-  /** Learned position embedding (contextLength, C). */
-  wpe: Embedding;
+  /** Learned position embedding (contextLength, C); null unless config.position is "learned". */
+  wpe: Embedding | null;
   /** Dropout on the summed embeddings. */
   drop: Dropout;
   /** The transformer blocks. */
   h: Block[];
   /** Final LayerNorm. */
   ln_f: LayerNorm;
+  /**
+   * The output head. null (GPT-2's own): tied to the token embedding, logits = x·wteᵀ. A module
+   * here replaces it, e.g. LoRA on the tied weight (`applyLoRA` with the target "lm_head").
+   */
+  lm_head: (Module & { forward(x: Tensor): Tensor }) | null = null;
 
   /**
    * A model with GPT-2's initialisation, drawn from the seeded generator.
@@ -78,18 +101,38 @@ export class GPT2 extends Module {
   constructor(config: GPT2Config, options: GPT2Options = {}) {
     super();
     const c = Object.freeze({ ...validateConfig(config) });
-    const { device } = options;
+    const { device, attentionKernel: kernel = "fused" } = options;
     const std = 0.02;
     // Each block adds two projections into the residual stream; scale them so its variance
     // does not grow with depth (GPT-2 paper, section 2.3).
     const projStd = std / Math.sqrt(2 * c.nLayer);
     this.config = c;
     this.wte = new Embedding(c.vocabSize, c.nEmbd, { device, std });
-    this.wpe = new Embedding(c.contextLength, c.nEmbd, { device, std });
+    const a = attentionSettings(c);
+    this.wpe = a.position === "learned"
+      ? new Embedding(c.contextLength, c.nEmbd, { device, std })
+      : null;
+    const attention = {
+      position: a.position === "learned" ? "none" as const : a.position,
+      rope: { theta: a.ropeTheta, scaling: a.ropeScaling },
+      nKvHeads: a.nKvHeads,
+      slidingWindow: a.slidingWindow,
+      kernel,
+    };
     this.drop = new Dropout(c.dropout);
+    const moeLayers = new Set(moeLayerIndices(c));
     this.h = Array.from(
       { length: c.nLayer },
-      () => new Block(c.nEmbd, c.nHead, { dropout: c.dropout, bias: c.bias, device, std, projStd }),
+      (_, i) =>
+        new Block(c.nEmbd, c.nHead, {
+          dropout: c.dropout,
+          bias: c.bias,
+          device,
+          std,
+          projStd,
+          moe: moeLayers.has(i) ? c.moe : undefined,
+          attention,
+        }),
     );
     this.ln_f = new LayerNorm(c.nEmbd, { device });
   }
@@ -102,20 +145,51 @@ export class GPT2 extends Module {
   /**
    * Next-token logits for every position.
    *
-   * @param idx (B, T) i32 token ids, T + (cache length) <= contextLength
+   * @param idx (B, T) i32 token ids; with learned positions T + (cache length) <= contextLength
    * @returns (B, T, V) logits, or (B, 1, V) with `lastOnly`
    * @throws {RangeError} when the sequence does not fit the context or the cache
    */
   forward(idx: Tensor, options: GPT2ForwardOptions = {}): Tensor {
+    const normed = this.hiddenStates(idx, options); // (B, T', C), T' = 1 with lastOnly
+    const logits = this.lm_head // (B, T', V)
+      ? this.lm_head.forward(normed)
+      : linear(normed, this.wte.weight); // the tied head: wte's weight
+    normed.dispose();
+    return logits;
+  }
+
+  /**
+   * The final hidden states: the transformer's output after the final LayerNorm, before the
+   * language-model head. Heads other than next-token prediction (a classifier) start here.
+   *
+   * @param idx (B, T) i32 token ids; with learned positions T + (cache length) <= contextLength
+   * @returns (B, T, C), or (B, 1, C) with `lastOnly`
+   * @throws {RangeError} when the sequence does not fit the context or the cache
+   * @example
+   * ```ts
+   * import { GPT2, gpt2Config, manualSeed, tensor } from "@denograd/denograd";
+   * manualSeed(0);
+   * const model = new GPT2(gpt2Config("small-test"));
+   * const h = model.hiddenStates(tensor([[1, 2, 3]], { dtype: "i32" }));
+   * console.log(h.shape); // [1, 3, 16]
+   * ```
+   */
+  hiddenStates(idx: Tensor, options: GPT2ForwardOptions = {}): Tensor {
     const { cache, lastOnly = false } = options;
     const [B, T] = this.#checkIds("forward", idx);
     const past = cache ? this.#checkCache(cache, B, T) : 0;
-    const pos = arange(past, past + T, 1, { device: this.device }); // (T) positions
     const tok = this.wte.forward(idx); // (B, T, C) token embeddings
-    const posEmb = this.wpe.forward(pos); // (T, C) position embeddings
-    const sum = tok.add(posEmb); // (B, T, C)
-    let x = this.drop.forward(sum); // (B, T, C)
-    disposeExcept(x, pos, tok, posEmb, sum);
+    let x: Tensor;
+    if (this.wpe) {
+      const pos = arange(past, past + T, 1, { device: this.device }); // (T) positions
+      const posEmb = this.wpe.forward(pos); // (T, C) position embeddings
+      const sum = tok.add(posEmb); // (B, T, C)
+      x = this.drop.forward(sum); // (B, T, C)
+      disposeExcept(x, pos, tok, posEmb, sum);
+    } else {
+      x = this.drop.forward(tok); // (B, T, C): positions enter inside attention, if at all
+      disposeExcept(x, tok);
+    }
     this.h.forEach((block, i) => {
       const next = block.forward(x, cache?.layer(i)); // (B, T, C)
       x.dispose();
@@ -123,14 +197,15 @@ export class GPT2 extends Module {
     });
     const last = lastOnly ? x.narrow(1, T - 1, 1) : x; // (B, T', C), T' = 1 with lastOnly
     const normed = this.ln_f.forward(last); // (B, T', C)
-    const logits = linear(normed, this.wte.weight); // (B, T', V): the head shares wte's weight
-    disposeExcept(logits, x, last, normed);
+    disposeExcept(normed, x, last);
     cache?.advance(T);
-    return logits;
+    return normed;
   }
 
   /**
-   * Mean cross-entropy of the next-token predictions.
+   * Mean cross-entropy of the next-token predictions; in training mode plus the weighted router
+   * losses (load balancing, z-loss) of the mixture-of-experts blocks, if any. In eval mode it is
+   * the cross-entropy alone, comparable with a dense model's.
    *
    * @param idx (B, T) i32 inputs
    * @param targets (B, T) i32 next tokens; -100 marks positions to ignore
@@ -147,9 +222,40 @@ export class GPT2 extends Module {
       );
     }
     const logits = this.forward(idx); // (B, T, V)
-    const loss = crossEntropy(logits, targets);
+    let loss = crossEntropy(logits, targets);
     logits.dispose();
+    for (const block of this.h) {
+      const router = block.mlp instanceof MoE ? block.mlp.takeRouterLoss() : null;
+      if (!router) continue;
+      const total = loss.add(router);
+      loss.dispose();
+      router.dispose();
+      loss = total;
+    }
     return loss;
+  }
+
+  /**
+   * What each mixture-of-experts block routed in the last forward: tokens per expert, dropped
+   * choices, the router losses' values. Empty for a dense model (or before the first forward).
+   *
+   * @returns one entry per MoE block, with its block index
+   * @example
+   * ```ts
+   * import { GPT2, gpt2Config, manualSeed, tensor } from "@denograd/denograd";
+   * manualSeed(0);
+   * const model = new GPT2(gpt2Config("small-test", { moe: { experts: 4, topK: 1 } }));
+   * model.forward(tensor([[1, 2, 3]], { dtype: "i32" }));
+   * console.log(model.moeStats().map((s) => s.tokensPerExpert.length)); // [4, 4]
+   * ```
+   */
+  moeStats(): MoELayerStats[] {
+    const out: MoELayerStats[] = [];
+    this.h.forEach((block, layer) => {
+      const stats = block.mlp instanceof MoE ? block.mlp.stats : null;
+      if (stats) out.push({ layer, ...stats });
+    });
+    return out;
   }
 
   /**
@@ -158,8 +264,8 @@ export class GPT2 extends Module {
    *
    * @param batch sequences decoded together
    */
-  createCache(batch: number): KVCache {
-    return new KVCache(this.config, batch, { device: this.device });
+  createCache(batch: number, options: CreateCacheOptions = {}): KVCache {
+    return new KVCache(this.config, batch, { device: this.device, capacity: options.capacity });
   }
 
   #checkIds(op: string, idx: Tensor): [number, number] {
@@ -170,7 +276,7 @@ export class GPT2 extends Module {
     if (idx.ndim !== 2 || idx.shape[0] < 1 || idx.shape[1] < 1) {
       throw new RangeError(`GPT2.${op}: idx must be (B, T) with B, T >= 1, got ${fmt(idx.shape)}`);
     }
-    if (idx.shape[1] > this.config.contextLength) {
+    if (this.wpe && idx.shape[1] > this.config.contextLength) {
       throw new RangeError(
         `GPT2.${op}: sequence length ${
           idx.shape[1]
@@ -192,7 +298,12 @@ export class GPT2 extends Module {
         `GPT2.forward: the cache holds ${cache.nLayer} layers x batch ${cache.batch}, the call needs ${this.config.nLayer} x ${batch}`,
       );
     }
-    if (cache.length + t > cache.capacity) {
+    if (this.wpe && cache.length + t > this.config.contextLength) {
+      throw new RangeError(
+        `GPT2.forward: ${t} new tokens after ${cache.length} cached exceed the context of ${this.config.contextLength} learned positions`,
+      );
+    }
+    if (!cache.reserve(t)) {
       throw new RangeError(
         `GPT2.forward: ${t} new tokens after ${cache.length} cached exceed the context of ${cache.capacity}`,
       );

@@ -16,7 +16,7 @@ import { openSafetensors, type SafetensorsFile, writeSafetensors } from "../../i
 import type { Module } from "../../nn/module.ts";
 import { tensor } from "../../ops/creation.ts";
 import type { Tensor } from "../../tensor.ts";
-import { type GPT2Config, validateConfig } from "./config.ts";
+import { assertGpt2Layout, type GPT2Config, validateConfig } from "./config.ts";
 
 /** Names of GPT-2's parameters, without the `transformer.` prefix. */
 const PARAMETER =
@@ -93,6 +93,7 @@ export async function loadGpt2Safetensors(
   model: Module,
   path: string | URL,
 ): Promise<Gpt2LoadReport> {
+  checkGpt2Layout(model, "loadGpt2Safetensors");
   using file = await openSafetensors(path);
   const where = `loadGpt2Safetensors ${file.path}`;
   const problems: string[] = [];
@@ -266,9 +267,21 @@ export async function configFromSafetensors(
  * @returns when the file is in place
  */
 export async function saveGpt2Safetensors(model: Module, path: string | URL): Promise<void> {
+  checkGpt2Layout(model, "saveGpt2Safetensors");
   const targets = gpt2Tensors(model);
   if (targets.size === 0) {
     throw new TypeError(`saveGpt2Safetensors: the model has no GPT-2 parameters`);
+  }
+  // A GPT-2 file cannot hold anything else (LoRA adapters, an untied head, ...): refuse rather
+  // than silently save a different model.
+  const extra = model.namedTensors().map(([name]) => name).filter((n) => !targets.has(n));
+  if (extra.length > 0) {
+    throw new RangeError(
+      `saveGpt2Safetensors: the model has tensors a GPT-2 file cannot hold: ${
+        extra.slice(0, 8).join(", ")
+      }${extra.length > 8 ? `, ... (${extra.length} in all)` : ""}; merge LoRA adapters ` +
+        `(mergeLoRA) and save adapters with saveAdapter, or use saveCheckpoint for the whole model`,
+    );
   }
   const views: Tensor[] = [];
   try {
@@ -300,6 +313,7 @@ export async function saveGpt2Safetensors(model: Module, path: string | URL): Pr
  */
 export function hfConfigFromGpt2(config: GPT2Config): Record<string, unknown> {
   const c = validateConfig(config);
+  assertGpt2Layout(c, "hfConfigFromGpt2");
   if (!c.bias) throw new RangeError("hfConfigFromGpt2: Hugging Face's GPT-2 always has biases");
   return {
     architectures: ["GPT2LMHeadModel"],
@@ -356,4 +370,12 @@ export function gpt2ConfigFromHf(json: Record<string, unknown>): GPT2Config {
     dropout: num("resid_pdrop", 0.1),
     bias: true,
   });
+}
+
+/** A model carrying a GPT-2 config (GPT2 itself) must have GPT-2's own attention layout. */
+function checkGpt2Layout(model: Module, where: string): void {
+  const config = (model as { config?: unknown }).config;
+  if (typeof config === "object" && config !== null && "nHead" in config) {
+    assertGpt2Layout(config as GPT2Config, where);
+  }
 }

@@ -1,0 +1,82 @@
+/**
+ * The CUDA backend: driver API, caching allocator, our kernels and cuBLAS, on one stream.
+ * Select it by device name: `"cuda"` (= `"cuda:0"`) or `"cuda:N"`.
+ * @module
+ */
+
+import { cudaDriver } from "../../../ffi/cuda.ts";
+import { CudaBackend } from "./cuda_backend.ts";
+import { CudaDevice } from "./device.ts";
+import { PTX_MODULES } from "./_ptx.ts";
+
+export {
+  CudaBackend,
+  type CudaBackendOptions,
+  CudaBuffer,
+  type CudaMemoryStats,
+  LT_WORKSPACE_BYTES,
+} from "./cuda_backend.ts";
+export { type AllocatorStats, type Block, CachingAllocator, sizeClass } from "./allocator.ts";
+export {
+  CudaDevice,
+  type DeviceApi,
+  type DeviceInfo,
+  DeviceOutOfMemoryError,
+  type PtxModule,
+} from "./device.ts";
+export type { KernelArg, KernelLauncher } from "./launcher.ts";
+
+/** Whether CUDA can be used here, and if not, why (the driver's or the loader's words). */
+export type CudaStatus =
+  | { readonly available: true; readonly deviceCount: number; readonly driverVersion: number }
+  | { readonly available: false; readonly reason: string };
+
+/**
+ * Probes the CUDA driver without creating a backend: is libcuda loadable, does cuInit succeed,
+ * how many devices are there.
+ * @returns availability with the device count, or the reason it is unavailable
+ * @example
+ * ```ts
+ * import { cudaStatus } from "@denograd/denograd";
+ * const s = cudaStatus();
+ * console.log(s.available ? `${s.deviceCount} GPU(s)` : `no CUDA: ${s.reason}`);
+ * ```
+ */
+export function cudaStatus(): CudaStatus {
+  try {
+    const cu = cudaDriver();
+    const deviceCount = cu.deviceCount();
+    if (deviceCount === 0) return { available: false, reason: "the CUDA driver sees no device" };
+    return { available: true, deviceCount, driverVersion: cu.driverVersion() };
+  } catch (err) {
+    return { available: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * A backend on GPU `ordinal` (the registry calls this for "cuda:N").
+ * @throws Error when CUDA is unavailable (the message says why: no libcuda, with every path
+ *   tried, or the driver's error); RangeError when there is no device `ordinal`
+ */
+export function createCudaBackend(ordinal: number): CudaBackend {
+  const name = `cuda:${ordinal}`;
+  let cu;
+  try {
+    cu = cudaDriver();
+  } catch (err) {
+    throw new Error(
+      `device "${name}": the CUDA backend is not available: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const count = cu.deviceCount();
+  if (ordinal >= count) {
+    throw new RangeError(
+      `device "${name}": there ${count === 1 ? "is 1 CUDA device" : `are ${count} CUDA devices`}` +
+        (count > 0 ? ` (cuda:0 .. cuda:${count - 1})` : ""),
+    );
+  }
+  return new CudaBackend(new CudaDevice(ordinal, PTX_MODULES, cu));
+}

@@ -1,0 +1,201 @@
+// The fixture op suite on another device against the CPU backend: every case of
+// tests/fixtures/ops_*.json (the calls of tests/ops_fixtures_test.ts) run on both, outputs and
+// input gradients compared at the fixture's tolerance. Used by tests/cuda_gpu_test.ts on a GPU
+// and tests/cuda_emu_backend_test.ts on the emulated device.
+import { cat, stack } from "../src/ops/movement.ts";
+import { crossEntropy, embedding, layerNorm } from "../src/ops/nn.ts";
+import { linear } from "../src/ops/matmul.ts";
+import { tidy } from "../src/memory.ts";
+import type { Tensor } from "../src/tensor.ts";
+import { where } from "../src/ops/elementwise.ts";
+import {
+  F32_TOL,
+  type FixtureInput,
+  type FixtureTensor,
+  loadOpCases,
+  num,
+  type OpCase,
+  type Tolerance,
+  toTensor,
+} from "./_fixtures.ts";
+
+function close(a: number, e: number, tol: Tolerance): boolean {
+  if (Number.isNaN(e)) return Number.isNaN(a);
+  if (!Number.isFinite(e)) return a === e;
+  return Math.abs(a - e) <= tol.atol + tol.rtol * Math.abs(e);
+}
+
+/** The first mismatch between two value lists, or null when they agree within `tol`. */
+export function mismatch(
+  what: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: Tolerance,
+): string | null {
+  if (got.length !== want.length) return `${what}: ${got.length} values, expected ${want.length}`;
+  let bad = 0, first = -1;
+  for (let i = 0; i < want.length; i++) {
+    if (!close(got[i], want[i], tol)) {
+      if (first < 0) first = i;
+      bad++;
+    }
+  }
+  return first < 0 ? null : `${what}: ${bad}/${want.length} differ; first at ${first}: ` +
+    `cuda ${got[first]}, cpu ${want[first]} (atol ${tol.atol}, rtol ${tol.rtol})`;
+}
+
+// ---- the op suite: every fixture case on CUDA and on the CPU, values and gradients ----
+
+// deno-lint-ignore no-explicit-any
+type Args = Record<string, any>;
+type OpFn = (x: Tensor[], args: Args) => Tensor | Tensor[];
+const binaryOp = (op: (a: Tensor, b: Tensor | number) => Tensor): OpFn => ([a, b], args) =>
+  op(a, args.scalar ?? b);
+const dims = (args: Args) => args.dim ?? undefined;
+
+// The same calls as tests/ops_fixtures_test.ts.
+const OPS: Record<string, OpFn> = {
+  add: binaryOp((a, b) => a.add(b)),
+  sub: binaryOp((a, b) => a.sub(b)),
+  mul: binaryOp((a, b) => a.mul(b)),
+  div: binaryOp((a, b) => a.div(b)),
+  pow: binaryOp((a, b) => a.pow(b)),
+  maximum: binaryOp((a, b) => a.maximum(b)),
+  minimum: binaryOp((a, b) => a.minimum(b)),
+  eq: binaryOp((a, b) => a.eq(b)),
+  ne: binaryOp((a, b) => a.ne(b)),
+  lt: binaryOp((a, b) => a.lt(b)),
+  le: binaryOp((a, b) => a.le(b)),
+  gt: binaryOp((a, b) => a.gt(b)),
+  ge: binaryOp((a, b) => a.ge(b)),
+  neg: ([x]) => x.neg(),
+  exp: ([x]) => x.exp(),
+  log: ([x]) => x.log(),
+  sqrt: ([x]) => x.sqrt(),
+  rsqrt: ([x]) => x.rsqrt(),
+  abs: ([x]) => x.abs(),
+  tanh: ([x]) => x.tanh(),
+  sigmoid: ([x]) => x.sigmoid(),
+  relu: ([x]) => x.relu(),
+  gelu: ([x]) => x.gelu(),
+  silu: ([x]) => x.silu(),
+  where: ([c, a, b], args) => where(c, a, args.scalarB ?? b),
+  maskedFill: ([x, mask], args) => x.maskedFill(mask, num(args.value)),
+  tril: ([x], args) => x.tril(args.k),
+  triu: ([x], args) => x.triu(args.k),
+  sum: ([x], args) => x.sum(dims(args), args.keepdim),
+  mean: ([x], args) => x.mean(dims(args), args.keepdim),
+  max: ([x], args) => x.max(dims(args), args.keepdim),
+  min: ([x], args) => x.min(dims(args), args.keepdim),
+  argmax: ([x], args) => x.argmax(args.dim ?? undefined, args.keepdim),
+  var: ([x], args) => x.var(dims(args), { correction: args.correction, keepdim: args.keepdim }),
+  softmax: ([x], args) => x.softmax(args.dim),
+  logSoftmax: ([x], args) => x.logSoftmax(args.dim),
+  logsumexp: ([x], args) => x.logsumexp(args.dim, args.keepdim),
+  matmul: ([a, b]) => a.matmul(b),
+  embedding: ([ids, w]) => embedding(ids, w),
+  layerNorm: ([x, w, b], args) => layerNorm(x, args.normalizedShape, w, b, args.eps),
+  crossEntropy: ([logits, targets], args) =>
+    crossEntropy(logits, targets, { ignoreIndex: args.ignoreIndex, reduction: args.reduction }),
+  linear: ([x, w, b]) => linear(x, w, b),
+  reshape: ([x], args) => x.reshape(args.shape),
+  view: ([x], args) => x.view(args.shape),
+  transpose: ([x], args) => x.transpose(args.d0, args.d1),
+  permute: ([x], args) => x.permute(args.dims),
+  narrow: ([x], args) => x.narrow(args.dim, args.start, args.length),
+  slice: ([x], args) =>
+    x.slice(args.dim, args.start ?? undefined, args.end ?? undefined, args.step ?? undefined),
+  cat: (xs, args) => cat(xs, args.dim),
+  stack: (xs, args) => stack(xs, args.dim),
+  split: ([x], args) => x.split(args.sizes, args.dim),
+  chunk: ([x], args) => x.chunk(args.chunks, args.dim),
+  expand: ([x], args) => x.expand(args.shape),
+  squeeze: ([x], args) => x.squeeze(args.dim),
+  unsqueeze: ([x], args) => x.unsqueeze(args.dim),
+  indexSelect: ([x, index], args) => x.indexSelect(args.dim, index),
+  gather: ([x, index], args) => x.gather(args.dim, index),
+  contiguous: ([x]) => x.contiguous(),
+};
+
+/** A fixture input built on `device`: the storage leaf and the (maybe strided) view of it. */
+function inputOn(inp: FixtureInput, device: string): { leaf: Tensor; view: Tensor } {
+  const shape = inp.layout === "contiguous" ? inp.shape : inp.storage_shape!;
+  const host = toTensor(inp, { shape });
+  const leaf = device === "cpu" ? host : host.to(device);
+  if (leaf !== host) host.dispose();
+  if (inp.grad) leaf.requiresGrad = true;
+  switch (inp.layout) {
+    case "contiguous":
+      return { leaf, view: leaf };
+    case "transposed":
+      return { leaf, view: leaf.transpose(-1, -2) };
+    case "permuted":
+      return { leaf, view: leaf.permute(inp.perm!) };
+    case "sliced": {
+      const s = inp.slice!;
+      const view = leaf.slice(s.dim, s.start ?? undefined, s.end ?? undefined, s.step ?? undefined);
+      return { leaf, view };
+    }
+    case "expanded":
+      return { leaf, view: leaf.expand(inp.shape) };
+  }
+}
+
+/** Runs a case on `device`: its outputs and input gradients as host arrays. */
+function runOn(c: OpCase, device: string): (ArrayLike<number> | null)[] {
+  const built = c.inputs.map((i) => inputOn(i, device));
+  const result = OPS[c.op](built.map((b) => b.view), c.args);
+  const outs = Array.isArray(result) ? result : [result];
+  const values: (ArrayLike<number> | null)[] = outs.map((o) => o.toTypedArray());
+  const ups = c.upstreams ?? (c.upstream ? [c.upstream] : []);
+  if (ups.length > 0) {
+    tidy(() => {
+      const up = (t: FixtureTensor) => {
+        const h = toTensor(t);
+        return device === "cpu" ? h : h.to(device);
+      };
+      // d/dx sum_i <out_i, up_i>: the same gradient as seeding each output with up_i.
+      let loss = outs[0].mul(up(ups[0])).sum();
+      for (let i = 1; i < outs.length; i++) loss = loss.add(outs[i].mul(up(ups[i])).sum());
+      loss.backward();
+    });
+    for (const b of built) values.push(b.leaf.grad ? b.leaf.grad.toTypedArray() : null);
+  }
+  for (const o of outs) o.dispose();
+  for (const b of built) {
+    b.view.dispose();
+    b.leaf.zeroGrad();
+    b.leaf.dispose();
+  }
+  return values;
+}
+
+/**
+ * Runs every case of a fixture file on the CPU and on `device`; returns what differs (values and
+ * gradients, each case at its fixture tolerance) and how many cases ran.
+ */
+export function opSuiteFailures(
+  file: string,
+  device: string,
+): { failures: string[]; cases: number } {
+  const failures: string[] = [];
+  const cases = loadOpCases(file);
+  for (const c of cases) {
+    try {
+      const want = runOn(c, "cpu");
+      const got = runOn(c, device);
+      const tol = c.tol ?? F32_TOL;
+      want.forEach((w, i) => {
+        const what = `${c.name}: ${i < want.length - c.inputs.length ? "output" : "grad"} ${i}`;
+        if ((w === null) !== (got[i] === null)) failures.push(`${what}: presence differs`);
+        else if (w !== null) {
+          const m = mismatch(what, got[i]!, w, tol);
+          if (m) failures.push(m);
+        }
+      });
+    } catch (err) {
+      failures.push(`${c.name}: ${(err as Error).stack ?? err}`);
+    }
+  }
+  return { failures, cases: cases.length };
+}
