@@ -13,11 +13,12 @@ import { basename, dirname, join, relative } from "node:path";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 
 /** The nvcc flags every module is built with. No --use_fast_math: expf/logf/tanhf must stay
- * within a few ulps of the CPU reference (fast math swaps them for ~2^-21-accurate versions). */
+ * within a few ulps of the CPU reference (fast math swaps them for ~2^-21-accurate versions).
+ * No -lineinfo: its debug strings carry internal names hashed from the source's absolute path, so
+ * the PTX would differ between checkouts (add it locally when profiling with ncu). */
 export const NVCC_FLAGS: readonly string[] = [
   "-arch=compute_80",
   "-ptx",
-  "-lineinfo",
   "-std=c++17",
   "--Werror",
   "all-warnings",
@@ -69,7 +70,7 @@ export async function nvccVersion(): Promise<string | null> {
 }
 
 /**
- * Makes the `.file` paths of -lineinfo machine-independent (repo files relative to the repo,
+ * Makes any `.file` paths (from -lineinfo, when added for profiling) machine-independent (repo files relative to the repo,
  * toolkit headers as `cuda-toolkit/include/...`), so the PTX is byte-identical wherever built.
  */
 function normalizePaths(ptx: string): string {
