@@ -3,7 +3,7 @@
 # "GPU"). It needs the folder bench/gpu/prepare.sh made here (.carry: Deno as an xz archive and
 # Deno's cache of the npm packages the entry points import) and writes everything under $OUT:
 #
-#   check.log       every stage's output, in order
+#   check.log       every stage's output, in order (the smoke stage's step-by-step verdicts first)
 #   env.json        GPU, driver, torch/CUDA versions, the NVIDIA libraries found
 #   gemm.json       our GEMM timings merged with torch.matmul's + ratio
 #   gpt2_step.json  our GPT-2 step merged with PyTorch eager/compile
@@ -98,6 +98,10 @@ fi
 say "DENOGRAD_CUDNN=${DENOGRAD_CUDNN:-}"
 
 DENO_RUN=(deno run --no-check --cached-only --allow-all)
+
+# ---- smoke: driver, module load, one kernel of each kind, cuBLAS, attention vs the CPU ----
+# Always runs, first: it names the first layer that breaks before the suites below multiply it.
+stage smoke 60 "${DENO_RUN[@]}" bench/gpu/smoke.ts
 
 # ---- the CUDA test suite (type-checked at home; here only run) ----
 # The GPU tests and the two that check the FFI bindings against this machine's libraries; the
