@@ -239,3 +239,13 @@ Deno.test("non-learned schemes run past contextLength; GPT-2 export rejects what
   );
   cache.dispose();
 });
+
+Deno.test("GPT2.dispose() frees an ALiBi model's cached slopes along with its parameters", () => {
+  manualSeed(0);
+  const before = memoryStats().liveTensors;
+  const model = new GPT2(base({ position: "alibi" }));
+  tidy(() => noGrad(() => model.forward(tensor([[1, 2, 3]], { dtype: "i32" }))).dispose());
+  assert.ok(memoryStats().liveTensors > before);
+  model.dispose();
+  assert.equal(memoryStats().liveTensors, before, "nothing of the model is left alive");
+});

@@ -261,11 +261,16 @@ export class Module {
     for (const p of this.parameters()) p.zeroGrad();
   }
 
-  /** Frees every tensor of the tree (and their gradients). */
+  /**
+   * Frees every tensor of the tree (and their gradients), then lets each child module free what
+   * it keeps outside its fields (caches such as attention's ALiBi slopes). Disposing twice is
+   * harmless.
+   */
   dispose(): void {
     for (const [, t] of this.namedTensors()) {
       t.zeroGrad();
       t.dispose();
     }
+    for (const [, child] of this.namedChildren()) child.dispose();
   }
 }
