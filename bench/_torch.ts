@@ -5,6 +5,8 @@
  * @module
  */
 
+import { median, timeOnce } from "./_common.ts";
+
 /** Reads newline-delimited JSON objects from a child's stdout. */
 class JsonLines {
   #reader: ReadableStreamDefaultReader<string>;
@@ -136,4 +138,55 @@ export async function startTorch(
     if (torch) await torch.close().catch(() => {});
     return { torch: null, torchError: (err as Error).message };
   }
+}
+
+/** One training step timed in denograd and in PyTorch, interleaved in the same run. */
+export interface StepComparison {
+  /** Median milliseconds of one optimizer step in denograd. */
+  denogradMs: number;
+  torchMs: number | null;
+  /** torchMs / denogradMs: above 1 means denograd is faster. */
+  ratio: number | null;
+  denogradStepsPerSec: number;
+  torchStepsPerSec: number | null;
+  /** The last step's loss on each side (same recipe, different random weights and data). */
+  denogradLoss: number;
+  torchLoss: number | null;
+}
+
+/**
+ * Runs `step` (returning its loss) and PyTorch's `command` (answering `{ms, loss}`) alternately,
+ * `warmup` untimed rounds then `reps` timed ones, letting the machine settle around each PyTorch
+ * call; medians of the timed rounds. Without `torch` only denograd is timed.
+ */
+export async function interleaveSteps(
+  step: () => number,
+  torch: TorchProcess | null,
+  command: string,
+  warmup: number,
+  reps: number,
+): Promise<StepComparison> {
+  const ours: number[] = [], theirs: number[] = [];
+  let denogradLoss = NaN, torchLoss: number | null = null;
+  for (let r = 0; r < warmup + reps; r++) {
+    const ms = timeOnce(() => denogradLoss = step());
+    if (r >= warmup) ours.push(ms);
+    if (torch) {
+      await settle();
+      const s = await torch.send(command);
+      torchLoss = Number(s.loss);
+      if (r >= warmup) theirs.push(Number(s.ms));
+      await settle();
+    }
+  }
+  const denogradMs = median(ours), torchMs = theirs.length ? median(theirs) : null;
+  return {
+    denogradMs,
+    torchMs,
+    ratio: torchMs === null ? null : torchMs / denogradMs,
+    denogradStepsPerSec: 1000 / denogradMs,
+    torchStepsPerSec: torchMs === null ? null : 1000 / torchMs,
+    denogradLoss,
+    torchLoss,
+  };
 }

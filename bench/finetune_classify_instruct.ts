@@ -26,27 +26,18 @@ import {
   manualSeed,
   tidy,
 } from "../mod.ts";
-import { type BenchOptions, median, num, quickFlag, table, timeOnce } from "./_common.ts";
-import { settle, startTorch, type TorchProcess } from "./_torch.ts";
+import { type BenchOptions, num, quickFlag, table } from "./_common.ts";
+import { interleaveSteps, startTorch, type StepComparison } from "./_torch.ts";
 
 const TORCH_THREADS = 2;
 
 /** One step kind's measurement. */
-export interface StepMeasurement {
-  /** Median milliseconds of one optimizer step in denograd. */
-  denogradMs: number;
-  torchMs: number | null;
-  /** torchMs / denogradMs: above 1 means denograd is faster. */
-  ratio: number | null;
-  denogradStepsPerSec: number;
-  torchStepsPerSec: number | null;
+/** One step timed on both sides, with what it trained on. */
+export interface StepMeasurement extends StepComparison {
   /** Trainable parameters of the step. */
   trainable: number;
   /** The real length of each row (the batch is padded to the longest). */
   lengths: number[];
-  /** The last step's loss on each side (same recipe, different random weights and data). */
-  denogradLoss: number;
-  torchLoss: number | null;
 }
 
 /** What the benchmark measured. */
@@ -80,38 +71,6 @@ function cpuModel(): string {
 /** Deterministic pseudo-random token ids, (n) in [0, vocab). */
 function ids(n: number, vocab: number, salt: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729) % vocab);
-}
-
-async function interleave(
-  step: () => number,
-  torch: TorchProcess | null,
-  command: string,
-  warmup: number,
-  reps: number,
-): Promise<Omit<StepMeasurement, "trainable" | "lengths">> {
-  const ours: number[] = [], theirs: number[] = [];
-  let denogradLoss = NaN, torchLoss: number | null = null;
-  for (let r = 0; r < warmup + reps; r++) {
-    const ms = timeOnce(() => denogradLoss = step());
-    if (r >= warmup) ours.push(ms);
-    if (torch) {
-      await settle();
-      const s = await torch.send(command);
-      torchLoss = Number(s.loss);
-      if (r >= warmup) theirs.push(Number(s.ms));
-      await settle();
-    }
-  }
-  const denogradMs = median(ours), torchMs = theirs.length ? median(theirs) : null;
-  return {
-    denogradMs,
-    torchMs,
-    ratio: torchMs === null ? null : torchMs / denogradMs,
-    denogradStepsPerSec: 1000 / denogradMs,
-    torchStepsPerSec: torchMs === null ? null : 1000 / torchMs,
-    denogradLoss,
-    torchLoss,
-  };
 }
 
 /** Times both steps, interleaved with PyTorch. */
@@ -158,7 +117,7 @@ export async function runClassifyInstructBench(
         return loss.item();
       });
     classify = {
-      ...(await interleave(clsStep, torch, "classify", warmup, reps)),
+      ...(await interleaveSteps(clsStep, torch, "classify", warmup, reps)),
       trainable: clf.numParameters(),
       lengths: clsLengths,
     };
@@ -183,7 +142,7 @@ export async function runClassifyInstructBench(
         return loss.item();
       });
     instruct = {
-      ...(await interleave(insStep, torch, "instruct", warmup, reps)),
+      ...(await interleaveSteps(insStep, torch, "instruct", warmup, reps)),
       trainable: lm.numParameters(),
       lengths: insLengths,
     };

@@ -27,24 +27,14 @@ import {
   referenceCopy,
   tidy,
 } from "../mod.ts";
-import { type BenchOptions, median, num, quickFlag, table, timeOnce } from "./_common.ts";
-import { settle, startTorch, type TorchProcess } from "./_torch.ts";
+import { type BenchOptions, num, quickFlag, table } from "./_common.ts";
+import { interleaveSteps, startTorch, type StepComparison } from "./_torch.ts";
 
 const TORCH_THREADS = 2;
 
 /** One step kind's measurement. */
-export interface StepResult {
-  /** Median milliseconds of one optimizer step in denograd. */
-  denogradMs: number;
-  torchMs: number | null;
-  /** torchMs / denogradMs: above 1 means denograd is faster. */
-  ratio: number | null;
-  denogradStepsPerSec: number;
-  torchStepsPerSec: number | null;
-  /** The last step's loss on each side (same recipe, different random weights and data). */
-  denogradLoss: number;
-  torchLoss: number | null;
-}
+/** One step of each side, interleaved in one run. */
+export type StepResult = StepComparison;
 
 /** What the benchmark measured. */
 export interface FinetuneResult {
@@ -63,38 +53,6 @@ export interface FinetuneResult {
   torchThreads: number | null;
   machine: string;
   torchError?: string;
-}
-
-async function interleave(
-  step: () => number,
-  torch: TorchProcess | null,
-  command: string,
-  warmup: number,
-  reps: number,
-): Promise<StepResult> {
-  const ours: number[] = [], theirs: number[] = [];
-  let denogradLoss = NaN, torchLoss: number | null = null;
-  for (let r = 0; r < warmup + reps; r++) {
-    const ms = timeOnce(() => denogradLoss = step());
-    if (r >= warmup) ours.push(ms);
-    if (torch) {
-      await settle();
-      const s = await torch.send(command);
-      torchLoss = Number(s.loss);
-      if (r >= warmup) theirs.push(Number(s.ms));
-      await settle();
-    }
-  }
-  const denogradMs = median(ours), torchMs = theirs.length ? median(theirs) : null;
-  return {
-    denogradMs,
-    torchMs,
-    ratio: torchMs === null ? null : torchMs / denogradMs,
-    denogradStepsPerSec: 1000 / denogradMs,
-    torchStepsPerSec: torchMs === null ? null : 1000 / torchMs,
-    denogradLoss,
-    torchLoss,
-  };
 }
 
 /** Runs the DPO comparison, then LoRA on the same (now frozen) model. */
@@ -145,7 +103,7 @@ export async function runFinetuneBench(opts: BenchOptions): Promise<FinetuneResu
       dpoOpt.zeroGrad();
       return loss.item();
     });
-  const dpo = await interleave(dpoStep, torch, "dpo", warmup, reps);
+  const dpo = await interleaveSteps(dpoStep, torch, "dpo", warmup, reps);
   dpoOpt.dispose();
   reference.dispose();
   batch.input.dispose();
@@ -168,7 +126,7 @@ export async function runFinetuneBench(opts: BenchOptions): Promise<FinetuneResu
       loraOpt.zeroGrad();
       return loss.item();
     });
-  const lora = await interleave(loraStep, torch, "lora", warmup, reps);
+  const lora = await interleaveSteps(loraStep, torch, "lora", warmup, reps);
   loraOpt.dispose();
   idx.dispose();
   targets.dispose();

@@ -2,18 +2,14 @@
 // tests/fixtures/ops_*.json (the calls of tests/ops_fixtures_test.ts) run on both, outputs and
 // input gradients compared at the fixture's tolerance. Used by tests/cuda_gpu_test.ts on a GPU
 // and tests/cuda_emu_backend_test.ts on the emulated device.
-import { cat, stack } from "../src/ops/movement.ts";
-import { crossEntropy, embedding, layerNorm } from "../src/ops/nn.ts";
-import { linear } from "../src/ops/matmul.ts";
 import { tidy } from "../src/memory.ts";
 import type { Tensor } from "../src/tensor.ts";
-import { where } from "../src/ops/elementwise.ts";
+import { OPS } from "./_fixture_ops.ts";
 import {
   F32_TOL,
   type FixtureInput,
   type FixtureTensor,
   loadOpCases,
-  num,
   type OpCase,
   type Tolerance,
   toTensor,
@@ -45,77 +41,6 @@ export function mismatch(
 }
 
 // ---- the op suite: every fixture case on CUDA and on the CPU, values and gradients ----
-
-// deno-lint-ignore no-explicit-any
-type Args = Record<string, any>;
-type OpFn = (x: Tensor[], args: Args) => Tensor | Tensor[];
-const binaryOp = (op: (a: Tensor, b: Tensor | number) => Tensor): OpFn => ([a, b], args) =>
-  op(a, args.scalar ?? b);
-const dims = (args: Args) => args.dim ?? undefined;
-
-// The same calls as tests/ops_fixtures_test.ts.
-const OPS: Record<string, OpFn> = {
-  add: binaryOp((a, b) => a.add(b)),
-  sub: binaryOp((a, b) => a.sub(b)),
-  mul: binaryOp((a, b) => a.mul(b)),
-  div: binaryOp((a, b) => a.div(b)),
-  pow: binaryOp((a, b) => a.pow(b)),
-  maximum: binaryOp((a, b) => a.maximum(b)),
-  minimum: binaryOp((a, b) => a.minimum(b)),
-  eq: binaryOp((a, b) => a.eq(b)),
-  ne: binaryOp((a, b) => a.ne(b)),
-  lt: binaryOp((a, b) => a.lt(b)),
-  le: binaryOp((a, b) => a.le(b)),
-  gt: binaryOp((a, b) => a.gt(b)),
-  ge: binaryOp((a, b) => a.ge(b)),
-  neg: ([x]) => x.neg(),
-  exp: ([x]) => x.exp(),
-  log: ([x]) => x.log(),
-  sqrt: ([x]) => x.sqrt(),
-  rsqrt: ([x]) => x.rsqrt(),
-  abs: ([x]) => x.abs(),
-  tanh: ([x]) => x.tanh(),
-  sigmoid: ([x]) => x.sigmoid(),
-  relu: ([x]) => x.relu(),
-  gelu: ([x]) => x.gelu(),
-  silu: ([x]) => x.silu(),
-  where: ([c, a, b], args) => where(c, a, args.scalarB ?? b),
-  maskedFill: ([x, mask], args) => x.maskedFill(mask, num(args.value)),
-  tril: ([x], args) => x.tril(args.k),
-  triu: ([x], args) => x.triu(args.k),
-  sum: ([x], args) => x.sum(dims(args), args.keepdim),
-  mean: ([x], args) => x.mean(dims(args), args.keepdim),
-  max: ([x], args) => x.max(dims(args), args.keepdim),
-  min: ([x], args) => x.min(dims(args), args.keepdim),
-  argmax: ([x], args) => x.argmax(args.dim ?? undefined, args.keepdim),
-  var: ([x], args) => x.var(dims(args), { correction: args.correction, keepdim: args.keepdim }),
-  softmax: ([x], args) => x.softmax(args.dim),
-  logSoftmax: ([x], args) => x.logSoftmax(args.dim),
-  logsumexp: ([x], args) => x.logsumexp(args.dim, args.keepdim),
-  matmul: ([a, b]) => a.matmul(b),
-  embedding: ([ids, w]) => embedding(ids, w),
-  layerNorm: ([x, w, b], args) => layerNorm(x, args.normalizedShape, w, b, args.eps),
-  crossEntropy: ([logits, targets], args) =>
-    crossEntropy(logits, targets, { ignoreIndex: args.ignoreIndex, reduction: args.reduction }),
-  linear: ([x, w, b]) => linear(x, w, b),
-  reshape: ([x], args) => x.reshape(args.shape),
-  view: ([x], args) => x.view(args.shape),
-  transpose: ([x], args) => x.transpose(args.d0, args.d1),
-  permute: ([x], args) => x.permute(args.dims),
-  narrow: ([x], args) => x.narrow(args.dim, args.start, args.length),
-  slice: ([x], args) =>
-    x.slice(args.dim, args.start ?? undefined, args.end ?? undefined, args.step ?? undefined),
-  cat: (xs, args) => cat(xs, args.dim),
-  stack: (xs, args) => stack(xs, args.dim),
-  split: ([x], args) => x.split(args.sizes, args.dim),
-  chunk: ([x], args) => x.chunk(args.chunks, args.dim),
-  expand: ([x], args) => x.expand(args.shape),
-  squeeze: ([x], args) => x.squeeze(args.dim),
-  unsqueeze: ([x], args) => x.unsqueeze(args.dim),
-  indexSelect: ([x, index], args) => x.indexSelect(args.dim, index),
-  gather: ([x, index], args) => x.gather(args.dim, index),
-  contiguous: ([x]) => x.contiguous(),
-};
 
 /** A fixture input built on `device`: the storage leaf and the (maybe strided) view of it. */
 function inputOn(inp: FixtureInput, device: string): { leaf: Tensor; view: Tensor } {
