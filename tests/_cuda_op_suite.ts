@@ -1,9 +1,13 @@
 // The fixture op suite on another device against the CPU backend: every case of
 // tests/fixtures/ops_*.json (the calls of tests/ops_fixtures_test.ts) run on both, outputs and
 // input gradients compared at the fixture's tolerance. Used by tests/cuda_gpu_test.ts on a GPU
-// and tests/cuda_emu_backend_test.ts on the emulated device.
+// and tests/cuda_emu_backend_test.ts on the emulated device; also the GPT-2 twins both compare.
 import { tidy } from "../src/memory.ts";
 import type { Tensor } from "../src/tensor.ts";
+import { GPT2 } from "../src/models/gpt2/model.ts";
+import { gpt2Config } from "../src/models/gpt2/config.ts";
+import { manualSeed } from "../src/random.ts";
+import { randint } from "../src/ops/creation.ts";
 import { OPS } from "./_fixture_ops.ts";
 import {
   F32_TOL,
@@ -123,4 +127,28 @@ export function opSuiteFailures(
     }
   }
   return { failures, cases: cases.length };
+}
+
+// ---- GPT-2 on two devices: the same init and batch on the CPU and on `device` ----
+
+export const CONFIG = gpt2Config("small-test");
+export const B = 2, T = 8;
+
+export function twins(): [GPT2, GPT2] {
+  manualSeed(11);
+  const cpu = new GPT2(CONFIG);
+  manualSeed(11); // the seeded generator draws the same init on either device
+  const gpu = new GPT2(CONFIG, { device: "cuda" });
+  return [cpu, gpu];
+}
+
+export function batch(device: string): [Tensor, Tensor] {
+  manualSeed(5);
+  const idx = randint(0, CONFIG.vocabSize, [B, T]);
+  const targets = randint(0, CONFIG.vocabSize, [B, T]);
+  if (device === "cpu") return [idx, targets];
+  const moved: [Tensor, Tensor] = [idx.to(device), targets.to(device)];
+  idx.dispose();
+  targets.dispose();
+  return moved;
 }

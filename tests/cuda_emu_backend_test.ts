@@ -8,20 +8,17 @@ import assert from "node:assert/strict";
 import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
 import { setBackend } from "../src/backend/registry.ts";
 import { AdamW } from "../src/optim/adamw.ts";
-import { GPT2 } from "../src/models/gpt2/model.ts";
-import { gpt2Config } from "../src/models/gpt2/config.ts";
-import { manualSeed } from "../src/random.ts";
+import type { GPT2 } from "../src/models/gpt2/model.ts";
 import { memoryStats, tidy } from "../src/memory.ts";
 import { noGrad } from "../src/autograd.ts";
-import { randint, tensor } from "../src/ops/creation.ts";
+import { tensor } from "../src/ops/creation.ts";
 import { autocast } from "../src/autocast.ts";
-import type { Tensor } from "../src/tensor.ts";
 import { EmuDevice, emulatorUnavailable } from "./cuda_emu/emu.ts";
 import { EmuDeviceApi } from "./cuda_emu/emu_device_api.ts";
 import { fakeCublas, fakeCublasLt } from "./_fake_cublas.ts";
 import type { CublasLtSymbols } from "../ffi/cublaslt.ts";
 import type { View } from "../src/backend/backend.ts";
-import { opSuiteFailures } from "./_cuda_op_suite.ts";
+import { batch, mismatch, opSuiteFailures, twins } from "./_cuda_op_suite.ts";
 
 const unavailable = await emulatorUnavailable();
 if (unavailable) console.warn(`cuda_emu_backend_test: skipped: ${unavailable}`);
@@ -106,45 +103,6 @@ test("linearBias falls back to matmul + add where cuBLASLt has no algorithm", ()
   be.dispose();
 });
 
-const CONFIG = gpt2Config("small-test");
-const B = 2, T = 8;
-
-function twins(): [GPT2, GPT2] {
-  manualSeed(11);
-  const cpu = new GPT2(CONFIG);
-  manualSeed(11); // the seeded generator draws the same init on either device
-  const gpu = new GPT2(CONFIG, { device: "cuda" });
-  return [cpu, gpu];
-}
-
-function batch(device: string): [Tensor, Tensor] {
-  manualSeed(5);
-  const idx = randint(0, CONFIG.vocabSize, [B, T]);
-  const targets = randint(0, CONFIG.vocabSize, [B, T]);
-  if (device === "cpu") return [idx, targets];
-  const moved: [Tensor, Tensor] = [idx.to(device), targets.to(device)];
-  idx.dispose();
-  targets.dispose();
-  return moved;
-}
-
-/** null when every |got - want| <= atol + rtol |want|, else the first difference. */
-function mismatch(
-  what: string,
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  atol: number,
-  rtol: number,
-): string | null {
-  if (got.length !== want.length) return `${what}: ${got.length} values, expected ${want.length}`;
-  for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= atol + rtol * Math.abs(want[i]))) {
-      return `${what}[${i}]: cuda ${got[i]}, cpu ${want[i]} (atol ${atol}, rtol ${rtol})`;
-    }
-  }
-  return null;
-}
-
 /** Logits, loss, gradients and parameters after one AdamW step (under bf16 autocast if asked). */
 function oneStep(model: GPT2, bf16: boolean) {
   const run = <T>(fn: () => T): T => (bf16 ? autocast("bf16", fn) : fn());
@@ -169,12 +127,16 @@ test("GPT-2 small-test: logits, loss, gradients and one AdamW step equal the CPU
   const launchesBefore = api!.launches;
   const [c, g] = [oneStep(cpu, false), oneStep(gpu, false)];
   const failures = [
-    mismatch("logits", g.logits, c.logits, 1e-4, 1e-4),
-    mismatch("loss", [g.lossValue], [c.lossValue], 1e-5, 1e-5),
-    ...c.grads.map(([n, v], i) => mismatch(`grad ${n}`, g.grads[i][1], v, 1e-5, 1e-3)),
+    mismatch("logits", g.logits, c.logits, { atol: 1e-4, rtol: 1e-4 }),
+    mismatch("loss", [g.lossValue], [c.lossValue], { atol: 1e-5, rtol: 1e-5 }),
+    ...c.grads.map(([n, v], i) =>
+      mismatch(`grad ${n}`, g.grads[i][1], v, { atol: 1e-5, rtol: 1e-3 })
+    ),
     // Adam's first step moves each weight by about lr * sign(grad): a sign may flip only where a
     // gradient is ~0 on both devices.
-    ...c.params.map(([n, v], i) => mismatch(`param ${n}`, g.params[i][1], v, 2e-5, 1e-4)),
+    ...c.params.map(([n, v], i) =>
+      mismatch(`param ${n}`, g.params[i][1], v, { atol: 2e-5, rtol: 1e-4 })
+    ),
   ].filter((m) => m !== null);
   assert.deepEqual(failures, []);
   assert.ok(api!.launches - launchesBefore > 50, "the step ran as emulated kernels");
@@ -189,11 +151,11 @@ test("GPT-2 small-test under bf16 autocast: loss and gradients near the f32 CPU'
   // bf16 keeps 8 significant bits: activations and weights rounded at every matrix product.
   assert.ok(Math.abs(g.lossValue - c.lossValue) < 0.02, `loss ${g.lossValue} vs ${c.lossValue}`);
   const failures = [
-    mismatch("logits", g.logits, c.logits, 0.05, 0.05),
+    mismatch("logits", g.logits, c.logits, { atol: 0.05, rtol: 0.05 }),
     ...c.grads.map(([n, v], i) => {
       // Gradients reach the f32 master weights as f32; compare each tensor by its scale.
       const scale = Math.max(...Array.from(v, Math.abs), 1e-6);
-      return mismatch(`grad ${n}`, g.grads[i][1], v, 0.1 * scale, 0.05);
+      return mismatch(`grad ${n}`, g.grads[i][1], v, { atol: 0.1 * scale, rtol: 0.05 });
     }),
   ].filter((m) => m !== null);
   assert.deepEqual(failures, []);

@@ -5,13 +5,9 @@ import assert from "node:assert/strict";
 // Imported from src/, not mod.ts: mod.ts reaches the tokenizer's npm package, too big to carry
 // to the GPU machine (bench/gpu/prepare.sh).
 import { AdamW } from "../src/optim/adamw.ts";
-import { GPT2 } from "../src/models/gpt2/model.ts";
-import { gpt2Config } from "../src/models/gpt2/config.ts";
-import { manualSeed } from "../src/random.ts";
 import { memoryStats, tidy } from "../src/memory.ts";
 import { noGrad } from "../src/autograd.ts";
-import { randint, tensor } from "../src/ops/creation.ts";
-import type { Tensor } from "../src/tensor.ts";
+import { tensor } from "../src/ops/creation.ts";
 import type { AdamWStepOptions, Backend, View } from "../src/backend/backend.ts";
 import { getBackend } from "../src/backend/registry.ts";
 import { type CudaBackend, cudaStatus } from "../src/backend/cuda/mod.ts";
@@ -19,7 +15,7 @@ import { PTX_MODULES } from "../src/backend/cuda/_ptx.ts";
 import { ptxEntries } from "../src/backend/cuda/device.ts";
 import { type DType, fromBf16Array, toBf16Array } from "../src/dtype.ts";
 import type { Tolerance } from "./_fixtures.ts";
-import { mismatch, opSuiteFailures } from "./_cuda_op_suite.ts";
+import { batch, mismatch, opSuiteFailures, twins } from "./_cuda_op_suite.ts";
 
 const status = cudaStatus();
 const why = status.available
@@ -211,28 +207,6 @@ gpuTest("bf16 kernels agree with the CPU's f32 kernels on bf16-rounded inputs", 
 });
 
 // ---- GPT-2 ----
-
-const CONFIG = gpt2Config("small-test");
-const B = 2, T = 8;
-
-function twins(): [GPT2, GPT2] {
-  manualSeed(11);
-  const cpu = new GPT2(CONFIG);
-  manualSeed(11); // the seeded generator draws the same init on either device
-  const gpu = new GPT2(CONFIG, { device: "cuda" });
-  return [cpu, gpu];
-}
-
-function batch(device: string): [Tensor, Tensor] {
-  manualSeed(5);
-  const idx = randint(0, CONFIG.vocabSize, [B, T]);
-  const targets = randint(0, CONFIG.vocabSize, [B, T]);
-  if (device === "cpu") return [idx, targets];
-  const moved: [Tensor, Tensor] = [idx.to(device), targets.to(device)];
-  idx.dispose();
-  targets.dispose();
-  return moved;
-}
 
 gpuTest("GPT-2 small-test: logits, loss, and one AdamW step equal the CPU's", () => {
   const [cpu, gpu] = twins();
