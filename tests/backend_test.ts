@@ -73,3 +73,17 @@ Deno.test("the CPU buffer pool reuses freed memory by size and drops the oldest 
   none.give(none.take(8));
   assert.equal(none.cachedBytes, 0);
 });
+
+Deno.test("the CPU buffer pool's bookkeeping is bounded by the blocks it holds, not by frees", () => {
+  const pool = new BufferPool(1 << 20);
+  // A training loop under the limit: the same few sizes taken and given back, a million times.
+  for (let i = 0; i < 1_000_000; i++) pool.give(pool.take(4 * (1 + (i % 3))));
+  assert.equal(pool.cachedBlocks, 3);
+  assert.equal(pool.cachedBytes, 4 + 8 + 12);
+  const b = pool.take(8);
+  pool.give(b);
+  pool.give(b); // a second give of the same memory caches it once
+  assert.equal(pool.cachedBlocks, 3);
+  pool.clear();
+  assert.equal(pool.cachedBlocks, 0);
+});

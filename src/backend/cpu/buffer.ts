@@ -80,15 +80,14 @@ export function i32Of(v: View, op: string): Int32Array {
  * iteration; reusing their memory at once avoids fresh zeroed pages and waiting for V8's GC.
  * Beyond `limitBytes` the blocks freed longest ago are dropped first (so a run whose shapes keep
  * changing, like generation without a KV cache, cannot fill memory with unusable sizes).
+ *
+ * The pool's own bookkeeping is bounded by the blocks it holds: a Map in caching order (oldest
+ * first) and one free list per size, nothing per `give` that outlives the block.
  */
 export class BufferPool {
   readonly #free = new Map<number, ArrayBuffer[]>();
-  /** Cached blocks with the sequence number of their caching, oldest first; stale entries (the
-   * block was handed out, and maybe cached again, since) are skipped lazily. */
-  #order: [ArrayBuffer, number][] = [];
-  #head = 0;
-  #seq = 0;
-  readonly #cached = new Map<ArrayBuffer, number>();
+  /** Every cached block, in the order it was cached (a Set iterates in insertion order). */
+  readonly #cached = new Set<ArrayBuffer>();
   #cachedBytes = 0;
   /** Upper bound on cached bytes. */
   readonly limitBytes: number;
@@ -106,11 +105,18 @@ export class BufferPool {
     return this.#cachedBytes;
   }
 
+  /** Blocks currently cached. */
+  get cachedBlocks(): number {
+    return this.#cached.size;
+  }
+
   /** A buffer of `bytes`, recycled when a freed one of the same size is cached. */
   take(bytes: number): CpuBuffer {
     const size = Math.ceil(bytes / 4) * 4;
-    const data = this.#free.get(size)?.pop();
+    const list = this.#free.get(size);
+    const data = list?.pop();
     if (data) {
+      if (list!.length === 0) this.#free.delete(size);
       this.#cached.delete(data);
       this.#cachedBytes -= size;
     }
@@ -122,38 +128,29 @@ export class BufferPool {
   /** Returns a freed buffer's memory to the cache, evicting the oldest blocks over the limit. */
   give(buffer: CpuBuffer): void {
     const data = buffer.data, size = data.byteLength;
-    if (size === 0 || size > this.limitBytes) return;
+    if (size === 0 || size > this.limitBytes || this.#cached.has(data)) return;
     while (this.#cachedBytes + size > this.limitBytes) this.#evictOldest();
     let list = this.#free.get(size);
     if (!list) this.#free.set(size, list = []);
     list.push(data);
-    this.#cached.set(data, ++this.#seq);
-    this.#order.push([data, this.#seq]);
+    this.#cached.add(data);
     this.#cachedBytes += size;
   }
 
   #evictOldest(): void {
-    while (this.#head < this.#order.length) {
-      const [data, seq] = this.#order[this.#head++];
-      if (this.#cached.get(data) !== seq) continue; // handed out (and maybe cached again) since
-      this.#cached.delete(data);
-      const list = this.#free.get(data.byteLength)!;
-      list.splice(list.indexOf(data), 1);
-      this.#cachedBytes -= data.byteLength;
-      break;
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
-      this.#head = 0;
-    }
+    const data = this.#cached.values().next().value!;
+    this.#cached.delete(data);
+    const size = data.byteLength, list = this.#free.get(size)!;
+    // The oldest block of a size sits at the front of its list (lists grow at the back).
+    list.splice(list.indexOf(data), 1);
+    if (list.length === 0) this.#free.delete(size);
+    this.#cachedBytes -= size;
   }
 
   /** Drops every cached block. */
   clear(): void {
     this.#free.clear();
     this.#cached.clear();
-    this.#order = [];
-    this.#head = 0;
     this.#cachedBytes = 0;
   }
 }
