@@ -41,7 +41,18 @@ export function checkShape(op: string, shape: readonly number[]): void {
       throw new RangeError(`${op}: invalid shape ${fmt(shape)}: dims must be integers >= 0`);
     }
   }
+  // 8 bytes per element must still be an exact byte count (2^53), or sizes silently round.
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n > MAX_ELEMENTS) {
+    throw new RangeError(
+      `${op}: shape ${fmt(shape)} has ${n.toPrecision(3)} elements, more than the ` +
+        `${MAX_ELEMENTS.toPrecision(3)} any tensor can hold`,
+    );
+  }
 }
+
+/** The most elements a tensor may have: its byte size stays an exact integer. */
+const MAX_ELEMENTS = Math.floor(Number.MAX_SAFE_INTEGER / 8);
 
 /** Normalises a possibly negative axis for a tensor of rank `ndim`. */
 export function normAxis(

@@ -6,6 +6,8 @@ import {
   crossEntropy,
   cudaStatus,
   embedding,
+  full,
+  indexSelect,
   layerNorm,
   matmul,
   memoryStats,
@@ -99,4 +101,44 @@ Deno.test("a failed op leaves live memory unchanged", () => {
   assert.throws(() => matmul(a, b));
   assert.throws(() => a.add(b));
   assert.equal(memoryStats().liveBytes, before);
+});
+
+Deno.test("i32 tensors refuse values that would wrap, naming the first bad value and its index", () => {
+  const before = memoryStats().liveBytes;
+  assert.throws(() => tensor([2 ** 40, NaN, 2 ** 31], { dtype: "i32" }), {
+    name: "RangeError",
+    message: "tensor: 1099511627776 at index 0 cannot be converted to i32 without overflow " +
+      "(i32 holds -2147483648..2147483647)",
+  });
+  assert.throws(() => tensor([1, 2, NaN], { dtype: "i32" }), /tensor: NaN at index 2 /);
+  assert.throws(() => tensor([[1], [2 ** 31]], { dtype: "i32" }), /2147483648 at index 1 /);
+  assert.throws(() => tensor(new Float64Array([-Infinity]), { dtype: "i32" }), /-Infinity/);
+  assert.throws(() => tensor(new Uint32Array([2 ** 32 - 1])), /4294967295 at index 0/);
+  assert.throws(() => full([2], 2 ** 31, { dtype: "i32" }), /full: 2147483648 cannot/);
+  assert.throws(() => arange(2 ** 31 - 2, 2 ** 31 + 2), /arange: 2147483649 \(the last value\)/);
+  assert.equal(memoryStats().liveBytes, before);
+  // In range: fractions truncate toward zero, as torch.tensor(..., dtype=torch.int32) does.
+  const t = tensor([2.7, -2.7, -(2 ** 31), 2 ** 31 - 1], { dtype: "i32" });
+  assert.deepEqual(t.toArray(), [2, -2, -(2 ** 31), 2 ** 31 - 1]);
+  t.dispose();
+});
+
+Deno.test("index and size errors name the op the user called", () => {
+  const x = tensor([1, 2, 3]), i = tensor([5], { dtype: "i32" });
+  const before = memoryStats().liveBytes;
+  assert.throws(() => indexSelect(x, 0, i), {
+    name: "RangeError",
+    message: "indexSelect: index 5 is out of bounds for axis 0 with size 3",
+  });
+  assert.equal(memoryStats().liveBytes, before); // the output was freed
+  x.dispose();
+  i.dispose();
+  assert.throws(
+    () => zeros([2 ** 31, 2 ** 31]),
+    /^RangeError: zeros: shape \[2147483648,2147483648\] has 4\.61e\+18 elements/,
+  );
+  assert.throws(
+    () => zeros([2 ** 20, 2 ** 20]),
+    /cpu: out of memory: cannot allocate 4096\.00 GiB/,
+  );
 });

@@ -31,6 +31,17 @@ export function checkDType(op: string, x: Tensor, dtype: DType, name = "input"):
   }
 }
 
+/**
+ * A backend kernel's error as the op the user called would say it: `gather: index 5 ...` from
+ * the kernel behind indexSelect becomes `indexSelect: index 5 ...` (same error class).
+ */
+export function renameOp(e: unknown, kernel: string, op: string): unknown {
+  if (!(e instanceof Error) || !e.message.startsWith(`${kernel}: `)) return e;
+  const renamed = new (e.constructor as ErrorConstructor)(op + e.message.slice(kernel.length));
+  renamed.stack = e.stack;
+  return renamed;
+}
+
 /** A new contiguous tensor on the same device as `like`. */
 export function empty(shape: readonly number[], dtype: DType, like: Tensor): Tensor {
   return Tensor.empty(shape, dtype, like.backend);

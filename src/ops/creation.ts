@@ -46,9 +46,24 @@ function make(
   return t;
 }
 
-function hostArray(dtype: DType, data: ArrayLike<number>): StorageArray {
+const I32_MIN = -(2 ** 31), I32_LIMIT = 2 ** 31;
+
+/** Throws unless `v` converts to i32 without overflow (fractions truncate, as in PyTorch). */
+function checkI32(op: string, v: number, where: string): void {
+  if (!(v >= I32_MIN && v < I32_LIMIT)) {
+    throw new RangeError(
+      `${op}: ${v}${where} cannot be converted to i32 without overflow ` +
+        `(i32 holds ${I32_MIN}..${I32_LIMIT - 1})`,
+    );
+  }
+}
+
+function hostArray(op: string, dtype: DType, data: ArrayLike<number>): StorageArray {
   if (dtype === "bf16") return toBf16Array(data);
-  return dtype === "f32" ? Float32Array.from(data) : Int32Array.from(data);
+  if (dtype === "f32") return Float32Array.from(data);
+  if (data instanceof Int32Array) return Int32Array.from(data);
+  for (let i = 0; i < data.length; i++) checkI32(op, data[i], ` at index ${i}`);
+  return Int32Array.from(data);
 }
 
 /**
@@ -74,10 +89,10 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOpti
         `tensor: shape ${fmt(shape)} needs ${numel(shape)} elements, data has ${arr.length}`,
       );
     }
-    return make(shape, dtype, opts, hostArray(dtype, arr));
+    return make(shape, dtype, opts, hostArray("tensor", dtype, arr));
   }
   if (typeof data === "number") {
-    return make([], opts.dtype ?? "f32", opts, hostArray(opts.dtype ?? "f32", [data]));
+    return make([], opts.dtype ?? "f32", opts, hostArray("tensor", opts.dtype ?? "f32", [data]));
   }
   if (!Array.isArray(data)) {
     throw new TypeError(
@@ -109,7 +124,7 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOpti
     );
   }
   const dtype = opts.dtype ?? "f32";
-  return make(shape, dtype, opts, hostArray(dtype, flat));
+  return make(shape, dtype, opts, hostArray("tensor", dtype, flat));
 }
 
 /** Alias of {@linkcode tensor}. */
@@ -130,6 +145,7 @@ export function full(shape: readonly number[], value: number, opts: TensorOption
   if (typeof value !== "number") {
     throw new TypeError(`full: value must be a number, got ${typeof value}`);
   }
+  if (opts.dtype === "i32") checkI32("full", value, "");
   const t = make(shape, opts.dtype ?? "f32", { ...opts, requiresGrad: false });
   if (value !== 0) t.backend.fill(t._view(), value);
   if (opts.requiresGrad) t.requiresGrad = true;
@@ -180,6 +196,10 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   if (step === 0) throw new RangeError("arange: step must be non-zero");
   const n = Math.max(Math.ceil((end - start) / step), 0);
   const dtype = opts.dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
+  if (dtype === "i32" && n > 0) {
+    checkI32("arange", start, " (start)");
+    checkI32("arange", start + (n - 1) * step, " (the last value)");
+  }
   const host = dtype === "i32" ? new Int32Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) host[i] = start + i * step;
   return make([n], dtype, opts, host);

@@ -8,7 +8,7 @@ import type { View } from "../backend/backend.ts";
 import { attach } from "../autograd.ts";
 import type { Tensor } from "../tensor.ts";
 import { fmt, inferShape, normAxis, numel, viewStrides } from "../_shape.ts";
-import { checkDType, checkSameDevice, checkTensor, empty, sumTo } from "./_helpers.ts";
+import { checkDType, checkSameDevice, checkTensor, empty, renameOp, sumTo } from "./_helpers.ts";
 
 /** A graph-recorded view of `x` with new geometry; `back` maps the view's gradient to x's. */
 function viewOf(
@@ -352,7 +352,12 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const idx: View = { ...iv, shape, strides: shape.map((_, i) => (i === d ? iv.strides[0] : 0)) };
   const src = x.ndim === 0 ? { ...x._view(), shape: [1], strides: [1] } : x._view();
   const out = empty(shape, x.dtype, x);
-  x.backend.gather(src, d, idx, out._view());
+  try {
+    x.backend.gather(src, d, idx, out._view());
+  } catch (e) {
+    out.dispose();
+    throw renameOp(e, "gather", "indexSelect");
+  }
   const indexSaved = index.alias();
   return attach(out, "indexSelect", [x], (g) => {
     const dx = empty(x.shape, "f32", g);

@@ -28,7 +28,7 @@ export class CpuBuffer implements Buffer {
       throw new RangeError(`alloc: bytes must be a non-negative integer, got ${bytes}`);
     }
     this.bytes = bytes;
-    this.data = data ?? new ArrayBuffer(Math.ceil(bytes / 4) * 4);
+    this.data = data ?? allocate(bytes);
     this.f32 = new Float32Array(this.data);
     this.i32 = new Int32Array(this.data);
     this.u16 = new Uint16Array(this.data);
@@ -38,6 +38,19 @@ export class CpuBuffer implements Buffer {
   array(dtype: DType): TypedArray {
     if (dtype === "bf16") throw bf16ComputeError("kernel");
     return dtype === "f32" ? this.f32 : this.i32;
+  }
+}
+
+/** Fresh zeroed memory for `bytes` (whole 4-byte elements); a clear error when there is none. */
+function allocate(bytes: number): ArrayBuffer {
+  try {
+    return new ArrayBuffer(Math.ceil(bytes / 4) * 4);
+  } catch (e) {
+    const gib = (bytes / 2 ** 30).toFixed(2);
+    throw new RangeError(
+      `cpu: out of memory: cannot allocate ${gib} GiB (${bytes} bytes) for a tensor ` +
+        `(${(e as Error).message})`,
+    );
   }
 }
 
