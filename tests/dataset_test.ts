@@ -1,5 +1,6 @@
 // Sliding-window datasets, the train/val split, and the two loaders' batching and determinism.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import {
   type Batch,
   type BatchSource,
@@ -154,6 +155,29 @@ Deno.test("ShardLoader reads shards in order like llm.c, sequences sharing their
     take(loader.next());
     assert.deepEqual(loader.state(), { epoch: 1, batch: 0 });
     assert.deepEqual(take(loader.next()).input[0], [0, 1, 2, 3]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ShardLoader refuses a shard that shrank after open() instead of padding with 0", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = await writeShards(dir, [33, 33]); // T=4, B=2: 4 batches per shard
+    const loader = await ShardLoader.open(files, { batchSize: 2, seqLen: 4 });
+    take(loader.next()); // shard 0 is in memory now
+    // The second shard is rewritten, consistently, with fewer tokens (a regenerated dataset).
+    const writer = new ShardWriter({ dir: join(dir, "new"), name: "t", split: "train" });
+    await writer.write(range(10));
+    const [small] = await writer.close();
+    await Deno.copyFile(small, files[1]);
+    for (let i = 0; i < 3; i++) take(loader.next()); // the rest of shard 0 still reads
+    assert.throws(() => loader.next(), {
+      name: "ShardFormatError",
+      message: `token shard ${files[1]}: changed since ShardLoader.open: it held 33 tokens then ` +
+        "and holds 10 now, but this loader's batches read its tokens [0, 33) " +
+        "(file bytes [1024, 1090))",
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor.ts";
 import { tensor } from "../ops/creation.ts";
 import { philox4x32 } from "../random.ts";
 import type { Dataset, Example } from "./dataset.ts";
-import { readShard, readShardInfo } from "./shards.ts";
+import { readShard, readShardInfo, SHARD_HEADER_BYTES, ShardFormatError } from "./shards.ts";
 
 /** One batch: inputs and next-token targets, both (B, T) i32; the caller disposes them. */
 export interface Batch {
@@ -278,6 +278,8 @@ export class ShardLoader implements BatchSource {
   /** Tokens per batch (batchSize * seqLen). */
   readonly tokensPerBatch: number;
   readonly #batchesPer: number[];
+  /** Tokens of each shard when opened: a shard that changes since is an error, not padding. */
+  readonly #tokensPer: number[];
   #epoch = 0;
   #batch = 0;
   #shardOrder: Uint32Array | null = null;
@@ -290,6 +292,7 @@ export class ShardLoader implements BatchSource {
     this.shuffle = o.shuffle ?? false;
     this.seed = o.seed ?? 0;
     this.device = o.device ?? "cpu";
+    this.#tokensPer = counts;
     this.#batchesPer = counts.map((n) =>
       Math.floor(Math.max(0, Math.floor((n - 1) / o.seqLen)) / o.batchSize)
     );
@@ -347,6 +350,15 @@ export class ShardLoader implements BatchSource {
     const loaded = this.#loaded;
     if (!loaded || loaded.shard !== shard) {
       const tokens = readShard(this.paths[shard]);
+      if (tokens.length !== this.#tokensPer[shard]) {
+        const need = this.#batchesPer[shard] * this.batchSize * this.seqLen + 1;
+        throw new ShardFormatError(
+          this.paths[shard],
+          `changed since ShardLoader.open: it held ${this.#tokensPer[shard]} tokens then and ` +
+            `holds ${tokens.length} now, but this loader's batches read its tokens [0, ${need}) ` +
+            `(file bytes [${SHARD_HEADER_BYTES}, ${SHARD_HEADER_BYTES + 2 * need}))`,
+        );
+      }
       const sequences = Math.floor((tokens.length - 1) / this.seqLen);
       // Stream shard + 1 so shard orders (stream 0) and sequence orders never share draws.
       const order = this.shuffle ? permutation(sequences, this.seed, this.#epoch, shard + 1) : null;
