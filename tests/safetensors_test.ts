@@ -205,6 +205,21 @@ const corrupt: [string, () => Uint8Array, RegExp][] = [
     /unsupported dtype "C64"/,
   ],
   [
+    "a dtype named like an Object property",
+    () =>
+      rawFile({ x: { dtype: "constructor", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+    /unsupported dtype "constructor"/,
+  ],
+  [
+    "a header of more JSON values than any model has (bounded work per header byte)",
+    () =>
+      rawFile(
+        `{"x":{"dtype":"U8","shape":[${"1,".repeat(1 << 20)}1],"data_offsets":[0,1]}}`,
+        new Uint8Array(1),
+      ),
+    /header holds over 1048576 JSON values .*refusing to parse it/,
+  ],
+  [
     "a negative dimension",
     () => rawFile({ x: { dtype: "U8", shape: [-1], data_offsets: [0, 0] } }, new Uint8Array(0)),
     /shape must be an array of non-negative integers/,

@@ -60,6 +60,13 @@ const ITEM_BYTES: Readonly<Record<SafetensorsDType, number>> = {
 /** The reference implementation refuses headers over 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Most JSON values (counted by the commas and brackets outside strings) a header may hold: a
+ * real model's header has a few thousand tensors of about 8 values each. Parsing builds ~400
+ * bytes of objects per value, so a 100 MB header of tiny entries would otherwise cost ~1 GB.
+ */
+export const MAX_HEADER_VALUES = 1 << 20;
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A safetensors file that is malformed or truncated; the message names the file and problem. */
@@ -103,6 +110,24 @@ function swapBytes(bytes: Uint8Array, size: number): void {
   for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
 }
 
+/**
+ * Counts the JSON values of `bytes` without parsing: commas and opening brackets outside strings
+ * (a lower bound of the values, exact up to one). Stops counting past `limit`.
+ */
+function countJsonValues(bytes: Uint8Array, limit: number): number {
+  const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, BRACE = 0x7b, BRACKET = 0x5b;
+  let count = 0, inString = false;
+  for (let i = 0; i < bytes.length && count <= limit; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === BACKSLASH) i++; // the escaped byte cannot end the string
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (b === COMMA || b === BRACE || b === BRACKET) count++;
+  }
+  return count;
+}
+
 /** Checks a parsed header; returns the metadata and the entries sorted by offset. */
 function parseHeader(
   path: string,
@@ -134,7 +159,7 @@ function parseHeader(
       continue;
     }
     const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== "string" || !(dtype in ITEM_BYTES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(ITEM_BYTES, dtype)) {
       problems.push(`"${name}": unsupported dtype ${JSON.stringify(dtype)}`);
       continue;
     }
@@ -447,6 +472,14 @@ export async function openSafetensors(path: string | URL): Promise<SafetensorsFi
     const headerBytes = new Uint8Array(headerLen);
     if (await readFull(file, headerBytes) !== headerLen) {
       throw new SafetensorsError(p, `truncated while reading the ${headerLen}-byte header`);
+    }
+    const values = countJsonValues(headerBytes, MAX_HEADER_VALUES);
+    if (values > MAX_HEADER_VALUES) {
+      throw new SafetensorsError(
+        p,
+        `the ${headerLen}-byte header holds over ${MAX_HEADER_VALUES} JSON values (a model's ` +
+          `header has a few thousand tensors of ~8 values each): refusing to parse it`,
+      );
     }
     let json: unknown;
     try {
