@@ -3,15 +3,33 @@
  * Face (`openai-community/<name>`).
  *
  * {@linkcode downloadFile} streams to `<dest>.part`, hashing as it goes (SHA-256 through
- * `node:crypto`, which hashes incrementally, unlike `crypto.subtle`). A dropped connection keeps
- * the partial file; the next attempt (automatic retries, or a later run) asks for the rest with
- * `Range: bytes=N-`. The file is renamed to `dest` only when complete and, if a hash was given,
- * only when the hash matches.
+ * `node:crypto`, which hashes incrementally, unlike `crypto.subtle`). A dropped connection, or a
+ * server that stops answering (`timeoutMs`, `idleTimeoutMs`), keeps the partial file; the next
+ * attempt (automatic retries, or a later run) asks for the rest with `Range: bytes=N-`. The file
+ * is renamed to `dest` only when complete, of the announced length, with the expected hash if one
+ * was given, and accepted by the `validate` check if one was given.
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import {
+  checkJsonObject,
+  checkSafetensors,
+  checkTimeout,
+  describeContent,
+  errorText,
+  exists,
+  hashFile,
+  makeDirs,
+  parseContentRange,
+  removeEmptyDirs,
+  seconds,
+  sleep,
+  within,
+  writeAll,
+} from "./_download_io.ts";
+import { GPT2_SOURCES, type Gpt2Name, isGpt2Name } from "./_download_sources.ts";
 
 /** A download that failed; the message says what happened and what was kept. */
 export class DownloadError extends Error {
@@ -33,14 +51,31 @@ export class DownloadError extends Error {
 export interface DownloadOptions {
   /** Expected SHA-256 (hex). The file is renamed into place only if it matches. */
   sha256?: string;
+  /**
+   * Checks the complete download before it is renamed into place, and a file already at `dest`
+   * before it is kept; throw to reject it (the message goes into the {@linkcode DownloadError}).
+   * With a `validate` (or a `sha256`) a file at `dest` that passes is kept and nothing is
+   * downloaded; one that fails is downloaded again and replaced once the new one passes.
+   */
+  validate?: (path: string) => void | Promise<void>;
   /** Called as bytes arrive: bytes on disk so far and the full size when the server says it. */
   onProgress?: (received: number, total: number | undefined) => void;
   /** The fetch function (default: the global fetch). */
   fetch?: typeof fetch;
-  /** Attempts after a dropped connection, a short body or a 5xx/429 answer; default 3. */
+  /** Attempts after a dropped connection, a timeout, a short body or a 5xx/429; default 3. */
   retries?: number;
   /** Wait before the first retry, doubled after each; default 1000 ms. */
   retryDelayMs?: number;
+  /**
+   * Longest wait for the server to accept the connection and send the response headers, per
+   * attempt; default 30 000 ms. `Infinity` waits forever.
+   */
+  timeoutMs?: number;
+  /**
+   * Longest silence while the body arrives (not a limit on the whole download, which may take
+   * an hour); default 30 000 ms. `Infinity` waits forever.
+   */
+  idleTimeoutMs?: number;
   /** Extra request headers (e.g. authorization). */
   headers?: Record<string, string>;
   /** Cancels the download; the partial file is kept for a later resume. */
@@ -59,67 +94,66 @@ export interface DownloadResult {
   verified: boolean;
   /** Bytes that were already on disk from an earlier, interrupted download. */
   resumedFrom: number;
-  /** True when `dest` already existed with the expected hash and nothing was downloaded. */
+  /** True when `dest` already existed, passed the checks, and nothing was downloaded. */
   skipped: boolean;
+  /** Why a file that was already at `dest` was downloaded again, when it was. */
+  replaced?: string;
 }
 
-const CHUNK = 1 << 20;
-
-async function hashFile(path: string, hash: Hash): Promise<number> {
-  using file = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(CHUNK);
-  let total = 0;
-  for (let n; (n = await file.read(buf)) !== null;) {
-    hash.update(buf.subarray(0, n));
-    total += n;
-  }
-  return total;
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-/** `bytes <start>-<end>/<total>` or `bytes * /<total>` -> its numbers (NaN where absent). */
-function parseContentRange(value: string | null): { start: number; total: number } {
-  const m = /^bytes (?:(\d+)-\d+|\*)\/(\d+|\*)$/.exec(value?.trim() ?? "");
-  return { start: m?.[1] ? Number(m[1]) : NaN, total: m && m[2] !== "*" ? Number(m[2]) : NaN };
-}
-
+/** A failure worth another attempt (resuming where it stopped). */
 class Retryable extends Error {}
 
+/** The file at `dest` if it passes `validate` and the expected hash; else why not. */
+async function checkPresent(
+  dest: string,
+  expected: string | undefined,
+  validate: DownloadOptions["validate"],
+): Promise<{ problem: string } | { bytes: number; sha256: string }> {
+  try {
+    await validate?.(dest);
+  } catch (e) {
+    return { problem: errorText(e) };
+  }
+  const hash = createHash("sha256");
+  const bytes = await hashFile(dest, hash);
+  const sha256 = hash.digest("hex");
+  if (expected && sha256 !== expected) {
+    return { problem: `its SHA-256 ${sha256} is not the expected ${expected}` };
+  }
+  return { bytes, sha256 };
+}
+
 /**
- * Downloads `url` to `dest`, resumably, verifying a SHA-256 when given.
+ * Downloads `url` to `dest`, resumably, verifying a SHA-256 and a format check when given.
  *
- * - Streams to `<dest>.part`; a dropped connection or short body keeps it, and the download goes
- *   on from where it stopped (`Range: bytes=N-`) up to `retries` times, or on the next call.
+ * - Streams to `<dest>.part`; a dropped connection, a short body or a server that goes silent
+ *   (`timeoutMs` for the connection and headers, `idleTimeoutMs` between pieces of the body,
+ *   30 s each by default) keeps it, and the download goes on from where it stopped
+ *   (`Range: bytes=N-`) up to `retries` times, or on the next call. The error names the cause
+ *   (connection refused, the timeout, bytes received).
  * - A `206` answer is appended; a `200` answer to a range request (a server without range
- *   support) restarts from zero.
+ *   support) restarts from zero. The body must be as long as its `Content-Length`.
  * - The complete file is hashed (resumed bytes included) and renamed to `dest` only if the hash
- *   matches; on a mismatch the partial file is deleted and the error shows both hashes.
- * - If `dest` already exists and `sha256` is given and matches, nothing is downloaded.
+ *   matches and `validate` accepts it; otherwise the partial file is deleted and the error says
+ *   why (both hashes, or the check's message with what the server sent).
+ * - If `dest` already exists and passes `sha256` and `validate` (at least one given), nothing
+ *   is downloaded; if it fails them it is downloaded again (see `replaced`).
+ * - Nothing is left behind that cannot be resumed: no empty `.part` file.
  *
  * @example
  * ```ts ignore
- * import { downloadFile } from "@denograd/denograd";
+ * import { downloadFile, openSafetensors } from "@denograd/denograd";
  * const r = await downloadFile("https://example.com/weights.safetensors", "weights.safetensors", {
  *   sha256: "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707",
+ *   validate: async (path) => (await openSafetensors(path)).close(),
+ *   idleTimeoutMs: 60_000,
  *   onProgress: (got, total) => console.log(got, total),
  * });
  * console.log(r.sha256, r.verified);
  * ```
  * @param url what to download (redirects are followed)
  * @param dest the final path; its directory must exist
- * @param options expected hash, progress callback, retries, fetch
+ * @param options expected hash, format check, timeouts, retries, progress callback, fetch
  * @returns the final size, hash and whether it was verified
  */
 export async function downloadFile(
@@ -127,7 +161,8 @@ export async function downloadFile(
   dest: string,
   options: DownloadOptions = {},
 ): Promise<DownloadResult> {
-  const { onProgress, retries = 3, retryDelayMs = 1000, signal } = options;
+  const { onProgress, retries = 3, retryDelayMs = 1000, signal, validate } = options;
+  const { timeoutMs = 30_000, idleTimeoutMs = 30_000 } = options;
   const doFetch = options.fetch ?? fetch;
   const expected = options.sha256?.trim().toLowerCase();
   if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) {
@@ -136,14 +171,16 @@ export async function downloadFile(
   if (!Number.isInteger(retries) || retries < 0) {
     throw new RangeError(`downloadFile: retries must be a non-negative integer, got ${retries}`);
   }
+  checkTimeout("timeoutMs", timeoutMs);
+  checkTimeout("idleTimeoutMs", idleTimeoutMs);
 
-  if (expected && await exists(dest)) {
-    const hash = createHash("sha256");
-    const bytes = await hashFile(dest, hash);
-    const sha256 = hash.digest("hex");
-    if (sha256 === expected) {
-      return { path: dest, bytes, sha256, verified: true, resumedFrom: 0, skipped: true };
+  let replaced: string | undefined;
+  if ((expected || validate) && await exists(dest)) {
+    const present = await checkPresent(dest, expected, validate);
+    if (!("problem" in present)) {
+      return { ...present, path: dest, verified: !!expected, resumedFrom: 0, skipped: true };
     }
+    replaced = present.problem;
   }
 
   const part = `${dest}.part`;
@@ -151,29 +188,46 @@ export async function downloadFile(
   let received = (await exists(part)) ? await hashFile(part, hash) : 0;
   const resumedFrom = received;
   let total: number | undefined;
+  let contentType: string | null = null;
   using file = await Deno.open(part, { write: true, create: true });
   const restart = async () => {
     await file.truncate(0);
     hash = createHash("sha256");
     received = 0;
   };
+  const discard = async (problem: string) => {
+    file.close();
+    await Deno.remove(part).catch(() => {});
+    return new DownloadError(url, `${problem}; the download was deleted`);
+  };
 
   try {
     for (let attempt = 0;; attempt++) {
+      // Aborted on a timeout, so that the request or the body read stops too.
+      const attemptControl = new AbortController();
       try {
         const headers: Record<string, string> = {
           "accept-encoding": "identity",
           ...options.headers,
         };
         if (received > 0) headers.range = `bytes=${received}-`;
+        const requestSignal = signal
+          ? AbortSignal.any([signal, attemptControl.signal])
+          : attemptControl.signal;
         let res: Response;
         try {
-          res = await doFetch(url, { headers, signal });
+          res = await within(
+            doFetch(url, { headers, signal: requestSignal }),
+            timeoutMs,
+            () => new Retryable(`timed out after ${seconds(timeoutMs)} waiting for the headers`),
+            () => attemptControl.abort(),
+          );
         } catch (e) {
           // fetch rejects with a TypeError on network failures; anything else (a permission
           // error, an abort) is not worth retrying.
+          if (e instanceof Retryable) throw e;
           if (!(e instanceof TypeError) || signal?.aborted) throw e;
-          throw new Retryable(`request failed: ${e.message}`);
+          throw new Retryable(`request failed: ${errorText(e)}`);
         }
         if (res.status === 416 && received > 0) {
           // Nothing left to send: either the part file is already complete, or it is longer than
@@ -193,7 +247,10 @@ export async function downloadFile(
           if (res.status >= 500 || res.status === 429) throw new Retryable(problem);
           throw new DownloadError(url, problem, res.status);
         }
-        const length = Number(res.headers.get("content-length") ?? NaN);
+        contentType = res.headers.get("content-type");
+        // A body the client decoded (gzip...) is not the length the header announced.
+        const encoded = !/^(identity)?$/i.test(res.headers.get("content-encoding") ?? "");
+        const length = encoded ? NaN : Number(res.headers.get("content-length") ?? NaN);
         if (res.status === 206) {
           const range = parseContentRange(res.headers.get("content-range"));
           if (range.start !== received) {
@@ -205,23 +262,56 @@ export async function downloadFile(
           }
           total = Number.isFinite(range.total) ? range.total : undefined;
         } else {
+          if (received > 0 && length < received) {
+            // Shorter than what is already here: not the file being resumed (an error page?).
+            // Keep the partial download rather than trade it for this.
+            await res.body?.cancel();
+            throw new DownloadError(
+              url,
+              `asked for bytes from ${received}, the server sent a whole ${length}-byte answer` +
+                `${contentType ? ` (${contentType})` : ""} instead; kept ${part}, delete it ` +
+                `if the file on the server has really changed`,
+            );
+          }
           if (received > 0) await restart(); // 200: the server ignored the range; start over
           total = Number.isFinite(length) ? length : undefined;
         }
         await file.seek(received, Deno.SeekMode.Start);
         onProgress?.(received, total);
+        const start = received;
         if (res.body) {
+          const reader = res.body.getReader();
           try {
-            for await (const chunk of res.body) {
-              await writeAll(file, chunk);
-              hash.update(chunk);
-              received += chunk.length;
+            for (;;) {
+              const next = await within(
+                reader.read(),
+                idleTimeoutMs,
+                () =>
+                  new Retryable(`no data for ${seconds(idleTimeoutMs)} after ${received} bytes`),
+                () => attemptControl.abort(),
+              );
+              if (next.done) break;
+              await writeAll(file, next.value);
+              hash.update(next.value);
+              received += next.value.length;
               onProgress?.(received, total);
             }
           } catch (e) {
-            if (signal?.aborted) throw e;
-            throw new Retryable(`connection lost: ${(e as Error).message}`);
+            if (e instanceof Retryable || signal?.aborted) throw e;
+            throw new Retryable(`connection lost: ${errorText(e)}`);
+          } finally {
+            await reader.cancel().catch(() => {});
           }
+        }
+        const sent = received - start;
+        if (Number.isFinite(length) && sent !== length) {
+          if (sent < length) {
+            throw new Retryable(
+              `truncated: the server sent ${sent} of the ${length} bytes announced`,
+            );
+          }
+          await restart();
+          throw new DownloadError(url, `got ${sent} bytes, more than the ${length} announced`);
         }
         if (total !== undefined && received < total) {
           throw new Retryable(`truncated: the server sent ${received} of ${total} bytes`);
@@ -239,7 +329,9 @@ export async function downloadFile(
             : "";
           throw new DownloadError(url, `${e.message} (after ${attempt + 1} attempt(s))${kept}`);
         }
-        await new Promise((r) => setTimeout(r, retryDelayMs * 2 ** attempt));
+        await sleep(retryDelayMs * 2 ** attempt, signal);
+      } finally {
+        attemptControl.abort();
       }
     }
   } catch (e) {
@@ -253,90 +345,40 @@ export async function downloadFile(
 
   const sha256 = hash.digest("hex");
   if (expected && sha256 !== expected) {
-    file.close();
-    await Deno.remove(part).catch(() => {});
-    throw new DownloadError(
-      url,
-      `SHA-256 mismatch: expected ${expected}, got ${sha256} (${received} bytes); ` +
-        `the download was deleted`,
+    throw await discard(
+      `SHA-256 mismatch: expected ${expected}, got ${sha256} (${received} bytes)`,
     );
+  }
+  try {
+    await validate?.(part);
+  } catch (e) {
+    const what = await describeContent(part, contentType);
+    throw await discard(`${errorText(e)}${what}`);
   }
   await file.syncData();
   file.close();
   await Deno.rename(part, dest);
-  return { path: dest, bytes: received, sha256, verified: !!expected, resumedFrom, skipped: false };
+  return {
+    path: dest,
+    bytes: received,
+    sha256,
+    verified: !!expected,
+    resumedFrom,
+    skipped: false,
+    ...(replaced !== undefined && { replaced }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // GPT-2 from Hugging Face
 
-/** The four GPT-2 checkpoints OpenAI released, by their Hugging Face names. */
-export type Gpt2Name = "gpt2" | "gpt2-medium" | "gpt2-large" | "gpt2-xl";
-
-/** One file of a pinned Hugging Face repository. */
-export interface PinnedFile {
-  /** File name in the repository. */
-  name: string;
-  /** Expected SHA-256, where it is known. */
-  sha256?: string;
-  /** Expected size in bytes, where it is known. */
-  bytes?: number;
-}
-
-/** Where one GPT-2 checkpoint lives on Hugging Face. */
-export interface Gpt2Source {
-  /** Repository id, e.g. `openai-community/gpt2`. */
-  repo: string;
-  /** A commit hash where the hashes are pinned, else `main`. */
-  revision: string;
-  /** The files to fetch: model.safetensors and config.json. */
-  files: PinnedFile[];
-}
-
-/**
- * The GPT-2 checkpoints and what is known of their files. `gpt2`'s hashes are pinned at a fixed
- * commit (the values are recorded independently by several public projects); the larger models'
- * hashes could not be confirmed, so they are downloaded from `main`, their computed hash printed,
- * and `--sha256` checks them.
- */
-export const GPT2_SOURCES: Readonly<Record<Gpt2Name, Gpt2Source>> = {
-  "gpt2": {
-    repo: "openai-community/gpt2",
-    revision: "607a30d783dfa663caf39e06633721c8d4cfcd7e",
-    files: [
-      {
-        name: "model.safetensors",
-        sha256: "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707",
-        bytes: 548_105_171,
-      },
-      {
-        name: "config.json",
-        sha256: "0daed7749b4f02b8f76240d5444551d7b08712dab4d0adb8239c56ba823bb7b4",
-        bytes: 665,
-      },
-    ],
-  },
-  "gpt2-medium": {
-    repo: "openai-community/gpt2-medium",
-    revision: "main",
-    files: [{ name: "model.safetensors" }, { name: "config.json" }],
-  },
-  "gpt2-large": {
-    repo: "openai-community/gpt2-large",
-    revision: "main",
-    files: [{ name: "model.safetensors" }, { name: "config.json" }],
-  },
-  "gpt2-xl": {
-    repo: "openai-community/gpt2-xl",
-    revision: "main",
-    files: [{ name: "model.safetensors" }, { name: "config.json" }],
-  },
-};
-
-/** Whether `name` is one of the GPT-2 checkpoints. */
-export function isGpt2Name(name: string): name is Gpt2Name {
-  return Object.hasOwn(GPT2_SOURCES, name);
-}
+export {
+  GPT2_SOURCES,
+  type Gpt2Name,
+  type Gpt2Source,
+  isGpt2Name,
+  type PinnedFile,
+} from "./_download_sources.ts";
 
 /** Options of {@linkcode downloadGpt2}. */
 export interface DownloadGpt2Options {
@@ -354,6 +396,10 @@ export interface DownloadGpt2Options {
   retries?: number;
   /** Passed on to {@linkcode downloadFile}. */
   retryDelayMs?: number;
+  /** Longest wait for a connection and the response headers; default 30 000 ms. */
+  timeoutMs?: number;
+  /** Longest silence while a body arrives; default 30 000 ms. */
+  idleTimeoutMs?: number;
   /** Cancels the download; partial files are kept for a later resume. */
   signal?: AbortSignal;
 }
@@ -364,12 +410,21 @@ export interface Gpt2DownloadedFile extends DownloadResult {
   url: string;
 }
 
+/** The check each GPT-2 file must pass, wherever its hash is pinned or not. */
+function checkerFor(file: string): (path: string) => Promise<void> {
+  return file.endsWith(".safetensors") ? checkSafetensors : checkJsonObject;
+}
+
 /**
  * Downloads a GPT-2 checkpoint's `model.safetensors` and `config.json` into `<out>/<name>/`
  * (resumable, hash-checked where a hash is known). Load it with `loadGpt2Safetensors`.
  *
- * A file already present is checked against its known hash (and downloaded again if it differs);
- * without a known hash it is kept as it is, and its computed hash is reported.
+ * Every file is checked before it is renamed into place: its SHA-256 where one is known, and its
+ * format always (model.safetensors: a valid safetensors header that matches the file size;
+ * config.json: a JSON object), so an HTML error page served as `200` is rejected. A file already
+ * present is kept only if it passes the same checks; otherwise it is downloaded again and the
+ * result's `replaced` says why. On failure, the directories this call created are removed again
+ * if they are empty.
  *
  * @example
  * ```ts ignore
@@ -378,7 +433,7 @@ export interface Gpt2DownloadedFile extends DownloadResult {
  * console.log(files.map((f) => `${f.path} ${f.sha256} verified=${f.verified}`));
  * ```
  * @param name which checkpoint
- * @param options output directory, endpoint, hash, progress
+ * @param options output directory, endpoint, hash, timeouts, progress
  * @returns what was downloaded (or found already present), model.safetensors first
  */
 export async function downloadGpt2(
@@ -393,36 +448,27 @@ export async function downloadGpt2(
   const source = GPT2_SOURCES[name];
   const endpoint = (options.endpoint ?? "https://huggingface.co").replace(/\/+$/, "");
   const dir = join(options.out ?? "models", name);
-  await Deno.mkdir(dir, { recursive: true });
+  const created = await makeDirs(dir);
   const results: Gpt2DownloadedFile[] = [];
-  for (const f of source.files) {
-    const url = `${endpoint}/${source.repo}/resolve/${source.revision}/${f.name}`;
-    const dest = join(dir, f.name);
-    const sha256 = f.name === "model.safetensors" ? options.sha256 ?? f.sha256 : f.sha256;
-    if (!sha256 && await exists(dest)) {
-      // Nothing to check it against: keep it, and report its hash.
-      const hash = createHash("sha256");
-      const bytes = await hashFile(dest, hash);
-      results.push({
-        url,
-        path: dest,
-        bytes,
-        sha256: hash.digest("hex"),
-        verified: false,
-        resumedFrom: 0,
-        skipped: true,
+  try {
+    for (const f of source.files) {
+      const url = `${endpoint}/${source.repo}/resolve/${source.revision}/${f.name}`;
+      const r = await downloadFile(url, join(dir, f.name), {
+        sha256: f.name === "model.safetensors" ? options.sha256 ?? f.sha256 : f.sha256,
+        validate: checkerFor(f.name),
+        fetch: options.fetch,
+        retries: options.retries,
+        retryDelayMs: options.retryDelayMs,
+        timeoutMs: options.timeoutMs,
+        idleTimeoutMs: options.idleTimeoutMs,
+        signal: options.signal,
+        onProgress: options.onProgress && ((got, total) => options.onProgress!(f.name, got, total)),
       });
-      continue;
+      results.push({ url, ...r });
     }
-    const r = await downloadFile(url, dest, {
-      sha256,
-      fetch: options.fetch,
-      retries: options.retries,
-      retryDelayMs: options.retryDelayMs,
-      signal: options.signal,
-      onProgress: options.onProgress && ((got, total) => options.onProgress!(f.name, got, total)),
-    });
-    results.push({ url, ...r });
+  } catch (e) {
+    await removeEmptyDirs(created);
+    throw e;
   }
   return results;
 }
