@@ -18,24 +18,41 @@ export interface MergeList {
   /** Special token text -> id, declared by the file (HF added_tokens); may overlap `vocab`. */
   specials: ReadonlyMap<string, number>;
   /**
-   * What to do with vocab entries that are neither a byte nor a merge result: "special" (GPT-2's
-   * encoder.json, whose only such entry is <|endoftext|>) or "error".
+   * Which undeclared vocab entries are special tokens when no merge reaches them (GPT-2's
+   * encoder.json declares none; its one special, `<|endoftext|>`, is only known by its shape).
+   * Every other unreachable entry is an error.
    */
-  unreachable: "special" | "error";
-  /** The vocab's name for messages. */
+  specialIfUnreachable?: (token: string) => boolean;
+  /** The vocab's name for messages, e.g. "encoder.json" or "tokenizer.json model.vocab". */
   vocabSource: string;
+  /** The merges' file name for messages, e.g. "vocab.bpe" or "tokenizer.json". */
+  mergesSource: string;
+  /** How this format declares special tokens, for the unreachable-token message. */
+  declareHint: string;
 }
 
-/** Builds a rank-ordered vocabulary from a merge list (ranks: bytes by id, then merge order). */
+/**
+ * Builds a rank-ordered vocabulary from a merge list (ranks: bytes by id, then merge order).
+ *
+ * A vocab entry is reachable if it is a single byte or the result of a merge whose two parts are
+ * reachable, whatever order the merges come in. An entry that is neither reachable nor special
+ * could never be produced by encoding: a truncated or empty merges file leaves thousands of them,
+ * so any is an error naming the merges file, how many there are, and the first.
+ */
 export function vocabFromMerges(list: MergeList): BpeVocab {
   const { vocab, merges, specials, vocabSource } = list;
+  const specialTokens: Record<string, number> = Object.fromEntries(specials);
+  const isImplicitSpecial = list.specialIfUnreachable ?? (() => false);
   const binaryOf = new Map<string, string>();
   const singles: [number, string][] = [];
   for (const [token, id] of vocab) {
     if (specials.has(token)) continue;
     const binary = printableToBinary(token);
     if (binary === undefined) {
-      if (list.unreachable === "special") continue; // cannot be bytes, so it must be a special
+      if (isImplicitSpecial(token)) { // cannot be bytes, so it is special or an error
+        specialTokens[token] = id;
+        continue;
+      }
       throw new Error(
         `${vocabSource}: vocab entry ${JSON.stringify(token)} (id ${id}) is not in GPT-2's ` +
           `byte-level alphabet; only byte-level BPE vocabularies are supported`,
@@ -52,35 +69,35 @@ export function vocabFromMerges(list: MergeList): BpeVocab {
     const missing = [...Array(256).keys()].find((b) => !seen.has(String.fromCharCode(b)))!;
     throw new Error(`${vocabSource}: no token for the single byte 0x${missing.toString(16)}`);
   }
-  for (const { left, right, where } of merges) {
-    for (const part of [left, right]) {
-      if (!binaryOf.has(part)) {
-        throw new Error(`${where}: ${JSON.stringify(part)} is not in the vocab`);
-      }
-    }
-    const merged = left + right;
-    const binary = binaryOf.get(merged);
-    if (binary === undefined) {
-      throw new Error(
-        `${where}: the merge result ${JSON.stringify(merged)} is not in the vocab`,
-      );
-    }
+  const reachable = reachableTokens(list, binaryOf, new Set(tokens));
+  for (const { left, right } of merges) {
+    const binary = binaryOf.get(left + right)!;
     if (seen.has(binary)) continue; // the same bytes by another split: the first merge ranks it
     seen.add(binary);
     tokens.push(binary);
-    ids.push(vocab.get(merged)!);
+    ids.push(vocab.get(left + right)!);
   }
-  const specialTokens: Record<string, number> = Object.fromEntries(specials);
+  const unreachable: [string, number][] = [];
+  let regular = 0;
   for (const [token, id] of vocab) {
     const binary = binaryOf.get(token);
-    if (specials.has(token) || (binary !== undefined && seen.has(binary))) continue;
-    if (list.unreachable === "error") {
-      throw new Error(
-        `${vocabSource}: vocab entry ${JSON.stringify(token)} (id ${id}) is neither a byte, nor ` +
-          `the result of a merge, nor an added token`,
-      );
+    if (binary === undefined) continue; // a special token
+    const reached = reachable.has(binary);
+    if (!reached && isImplicitSpecial(token)) {
+      specialTokens[token] = id;
+      continue;
     }
-    specialTokens[token] = id;
+    regular++;
+    if (!reached) unreachable.push([token, id]);
+  }
+  if (unreachable.length > 0) {
+    const [token, id] = unreachable.reduce((a, b) => (b[1] < a[1] ? b : a));
+    throw new Error(
+      `${list.mergesSource}: its ${merges.length} merges leave ${unreachable.length} of the ` +
+        `${regular} regular tokens of ${vocabSource} unreachable (neither a single byte nor a ` +
+        `merge of reachable tokens; the first is ${JSON.stringify(token)}, id ${id}); is the ` +
+        `file truncated? ${list.declareHint}`,
+    );
   }
   const identity = ids.every((id, rank) => id === rank);
   return {
@@ -88,6 +105,54 @@ export function vocabFromMerges(list: MergeList): BpeVocab {
     ...(identity ? {} : { ids }),
     specialTokens,
   };
+}
+
+/**
+ * The binary strings of the reachable tokens: the single bytes, then the results of merges with
+ * both parts reachable, to a fixed point (a merge may come before the merges of its parts).
+ * Checks that every merge's parts and result are in the vocab.
+ */
+function reachableTokens(
+  list: MergeList,
+  binaryOf: ReadonlyMap<string, string>,
+  reachable: Set<string>,
+): Set<string> {
+  const merges = list.merges;
+  const result: string[] = new Array(merges.length);
+  const missing = new Uint8Array(merges.length); // parts of each merge not yet reachable
+  const waiting = new Map<string, number[]>(); // unreachable part -> merges waiting for it
+  const stack: string[] = [];
+  for (let i = 0; i < merges.length; i++) {
+    const { left, right, where } = merges[i];
+    for (const part of [left, right]) {
+      const binary = binaryOf.get(part);
+      if (binary === undefined) {
+        throw new Error(`${where}: ${JSON.stringify(part)} is not in the vocab`);
+      }
+      if (reachable.has(binary)) continue;
+      missing[i]++;
+      const list = waiting.get(binary);
+      if (list === undefined) waiting.set(binary, [i]);
+      else list.push(i);
+    }
+    const merged = binaryOf.get(left + right);
+    if (merged === undefined) {
+      throw new Error(
+        `${where}: the merge result ${JSON.stringify(left + right)} is not in the vocab`,
+      );
+    }
+    result[i] = merged;
+    if (missing[i] > 0) continue;
+    stack.push(merged);
+    while (stack.length > 0) { // reach it, then whatever waited for it
+      const b = stack.pop()!;
+      if (reachable.has(b)) continue;
+      reachable.add(b);
+      for (const j of waiting.get(b) ?? []) if (--missing[j] === 0) stack.push(result[j]);
+      waiting.delete(b);
+    }
+  }
+  return reachable;
 }
 
 /** The merge list of a vocabulary, for writing GPT-2 / Hugging Face files. */

@@ -7,6 +7,7 @@ import { bytesToBinary, utf8Binary } from "./_bytes.ts";
 import { NO_MERGE, PairRanks } from "./_bpe.ts";
 import { nextPiece } from "./_pretokenize.ts";
 import { gpt2Vocab } from "./gpt2.ts";
+import { MAX_VOCAB_SIZE, requireString, typeName } from "./_validate.ts";
 
 /**
  * A byte-level BPE vocabulary: what a {@link Tokenizer} is built from, what the file loaders
@@ -18,7 +19,10 @@ export interface BpeVocab {
    * first. All 256 single bytes must be present (anywhere; their ranks never compete).
    */
   readonly tokens: readonly Uint8Array[];
-  /** The id of the token at each rank; omitted when ids equal ranks (GPT-2, tiktoken files). */
+  /**
+   * The id of the token at each rank; omitted when ids equal ranks (GPT-2, tiktoken files). Ids,
+   * special ones included, are integers below {@link Tokenizer.MAX_VOCAB_SIZE}.
+   */
   readonly ids?: readonly number[];
   /** Special tokens (never produced by merges) and their ids, e.g. `{"<|endoftext|>": 50256}`. */
   readonly specialTokens?: Readonly<Record<string, number>>;
@@ -62,6 +66,12 @@ let gpt2Promise: Promise<Tokenizer> | undefined;
  * ```
  */
 export class Tokenizer {
+  /**
+   * Every id, special ones included, must be below this (2^21 = 2,097,152): the vocabulary has
+   * one entry per id up to the largest, and so has the embedding table sized by it.
+   */
+  static readonly MAX_VOCAB_SIZE: number = MAX_VOCAB_SIZE;
+
   /** The vocabulary this tokenizer was built from (pass it to a writer to save it). */
   readonly vocab: BpeVocab;
   /** One more than the largest id: the embedding table's row count (50257 for GPT-2). */
@@ -85,6 +95,9 @@ export class Tokenizer {
    * @param vocab token bytes in rank order, optional ids, special tokens
    */
   constructor(vocab: BpeVocab) {
+    if (typeof vocab !== "object" || vocab === null) {
+      throw new TypeError(`Tokenizer: vocab must be a BpeVocab object, got ${typeName(vocab)}`);
+    }
     this.vocab = vocab;
     const { tokens, ids } = vocab;
     if (!Array.isArray(tokens) || tokens.length < 256) {
@@ -100,8 +113,11 @@ export class Tokenizer {
     }
     const byId: (Uint8Array | undefined)[] = [];
     const claim = (id: number, bytes: Uint8Array, what: string): void => {
-      if (!Number.isInteger(id) || id < 0 || id >= 1 << 24) {
-        throw new RangeError(`Tokenizer: ${what} has invalid id ${id} (ids are integers < 2^24)`);
+      if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB_SIZE) {
+        throw new RangeError(
+          `Tokenizer: ${what} has invalid id ${id}; ids are integers below 2^21 = ` +
+            `${MAX_VOCAB_SIZE} (Tokenizer.MAX_VOCAB_SIZE), the largest vocabulary supported`,
+        );
       }
       if (byId[id] !== undefined) {
         throw new RangeError(`Tokenizer: id ${id} is used twice (again by ${what})`);
@@ -169,6 +185,7 @@ export class Tokenizer {
    * @returns its id; throws a RangeError if this tokenizer has no such special token
    */
   specialTokenId(text: string): number {
+    requireString(text, "specialTokenId", "text");
     const id = this.specialTokens.get(text);
     if (id === undefined) {
       throw new RangeError(
@@ -184,11 +201,15 @@ export class Tokenizer {
    * Encodes text to token ids. Special-token text follows tiktoken: by default its presence
    * throws an Error naming it; `allowedSpecial` ones become their ids; tokens listed in neither
    * option encode as ordinary text.
-   * @param text the text to encode
+   * @param text the text to encode (anything else is a TypeError)
    * @param options which special tokens are allowed / disallowed
    * @returns the token ids
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
+    requireString(text, "encode", "text");
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`encode: options must be an object, got ${typeName(options)}`);
+    }
     const allowed = this.#specialSet(options.allowedSpecial, "allowedSpecial") ?? new Set();
     const disallowedOption = options.disallowedSpecial ?? "all";
     const disallowed = this.#specialSet(disallowedOption, "disallowedSpecial")!;
@@ -237,10 +258,11 @@ export class Tokenizer {
 
   /**
    * Encodes text with no special-token handling: `<|endoftext|>` is just text here.
-   * @param text the text to encode
+   * @param text the text to encode (anything else is a TypeError)
    * @returns the token ids
    */
   encodeOrdinary(text: string): number[] {
+    requireString(text, "encodeOrdinary", "text");
     const out: number[] = [];
     this.#encodeRange(text, 0, text.length, out);
     return out;
@@ -252,6 +274,14 @@ export class Tokenizer {
   ): ReadonlySet<string> | undefined {
     if (option === undefined) return undefined;
     if (option === "all") return new Set(this.specialTokens.keys());
+    if (
+      typeof option !== "object" || option === null || typeof option.has !== "function" ||
+      !(Symbol.iterator in option)
+    ) {
+      throw new TypeError(
+        `encode: ${name} must be "all" or a Set of special tokens, got ${typeName(option)}`,
+      );
+    }
     for (const s of option) {
       if (!this.specialTokens.has(s)) {
         throw new RangeError(
@@ -300,22 +330,38 @@ export class Tokenizer {
     for (let k = 0; k < m; k++) out.push(ids[k]);
   }
 
-  #unknown(id: number, where: string): RangeError {
+  #unknown(id: unknown, where: string): RangeError | TypeError {
+    if (typeof id !== "number") {
+      return new TypeError(`${where}: a token id must be a number, got ${typeName(id)}`);
+    }
     return new RangeError(`${where}: unknown token id ${id} (vocab size ${this.vocabSize})`);
   }
 
   /**
    * The bytes of a sequence of tokens.
    * @param ids token ids (any array-like of numbers, e.g. an Int32Array)
-   * @returns the concatenated token bytes; throws a RangeError naming an unknown id
+   * @returns the concatenated token bytes; throws a RangeError naming an unknown id, a TypeError
+   *   if ids is not an array-like of numbers
    */
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    return this.#decodeBytes(ids, "decodeBytes");
+  }
+
+  #decodeBytes(ids: ArrayLike<number>, where: string): Uint8Array {
+    if (typeof ids !== "object" || ids === null || !Number.isSafeInteger(ids.length)) {
+      throw new TypeError(
+        `${where}: ids must be an array (or typed array) of token ids, got ${typeName(ids)}`,
+      );
+    }
     const start = this.#start, end = this.#end, flat = this.#flat;
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      // `start[id]` is undefined for ids out of range or not integers, -1 for unused ones.
-      if (!(start[id] >= 0)) throw this.#unknown(id, `decode: at index ${i}`);
+      // `start[id]` is undefined for ids out of range or not integers, -1 for unused ones; a
+      // numeric string would index it too, hence the typeof.
+      if (typeof id !== "number" || !(start[id] >= 0)) {
+        throw this.#unknown(id, `${where}: at index ${i}`);
+      }
       total += end[id] - start[id];
     }
     const out = new Uint8Array(total);
@@ -328,10 +374,11 @@ export class Tokenizer {
   /**
    * Decodes token ids to text; bytes that are not valid UTF-8 become U+FFFD, as with TextDecoder.
    * @param ids token ids (any array-like of numbers)
-   * @returns the text; throws a RangeError naming an unknown id
+   * @returns the text; throws a RangeError naming an unknown id, a TypeError if ids is not an
+   *   array-like of numbers
    */
   decode(ids: ArrayLike<number>): string {
-    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(this.decodeBytes(ids));
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(this.#decodeBytes(ids, "decode"));
   }
 
   /**
@@ -352,7 +399,9 @@ export class Tokenizer {
     const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
     return {
       push: (id: number): string => {
-        if (!(this.#start[id] >= 0)) throw this.#unknown(id, "decoder.push");
+        if (typeof id !== "number" || !(this.#start[id] >= 0)) {
+          throw this.#unknown(id, "decoder.push");
+        }
         const bytes = this.#flat.subarray(this.#start[id], this.#end[id]);
         return utf8.decode(bytes, { stream: true });
       },

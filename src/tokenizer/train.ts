@@ -11,6 +11,7 @@
 import type { BpeVocab } from "./tokenizer.ts";
 import { binaryToBytes, GPT2_BYTE_ORDER, utf8Binary } from "./_bytes.ts";
 import { nextPiece } from "./_pretokenize.ts";
+import { requireString, typeName } from "./_validate.ts";
 
 /** Options for {@link trainBpe}. */
 export interface TrainBpeOptions {
@@ -98,7 +99,10 @@ function countPieces(
       i = j;
     }
   };
+  let doc = 0;
   for (const text of typeof corpus === "string" ? [corpus] : corpus) {
+    if (typeof text !== "string") requireString(text, "trainBpe", `corpus document ${doc}`);
+    doc++;
     let start = 0;
     for (;;) { // special-token text splits the corpus and is not learned from
       let at = -1, len = 0;
@@ -126,11 +130,32 @@ function countPieces(
  * const tok = new Tokenizer(vocab);
  * console.log(tok.encode("low lower")); // [257, 258, 68, 81]: "low", " low", "e", "r"
  * ```
- * @param corpus the training text, or an iterable of documents
+ * @param corpus the training text, or an iterable of documents (strings; else a TypeError)
  * @param options target vocabulary size, special tokens, minimum pair frequency
  * @returns the vocabulary
  */
 export function trainBpe(corpus: string | Iterable<string>, options: TrainBpeOptions): BpeVocab {
+  if (
+    typeof corpus !== "string" &&
+    (typeof corpus !== "object" || corpus === null || !(Symbol.iterator in corpus))
+  ) {
+    throw new TypeError(
+      `trainBpe: corpus must be a string or an iterable of strings, got ${typeName(corpus)}`,
+    );
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`trainBpe: options must be an object, got ${typeName(options)}`);
+  }
+  if (options.specialTokens !== undefined && !Array.isArray(options.specialTokens)) {
+    throw new TypeError(
+      `trainBpe: options.specialTokens must be an array of strings, got ${
+        typeName(options.specialTokens)
+      }`,
+    );
+  }
+  options.specialTokens?.forEach((s, i) =>
+    requireString(s, "trainBpe", `options.specialTokens[${i}]`)
+  );
   const specials = options.specialTokens ?? [];
   const minFrequency = options.minFrequency ?? 2;
   const target = options.vocabSize - specials.length;
