@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import {
   openSafetensors,
@@ -78,8 +79,66 @@ Deno.test("the written header is JSON padded with spaces, readable by any safete
     assert.equal(n % 8, 0);
     const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
     assert.match(text, /^\{.*\} *$/);
-    assert.deepEqual(JSON.parse(text), { x: { dtype: "F32", shape: [3], data_offsets: [0, 12] } });
+    const data = bytes.subarray(8 + n);
+    const sha = createHash("sha256").update(data).digest("hex");
+    assert.deepEqual(JSON.parse(text), {
+      __metadata__: { tensor_sha256: JSON.stringify({ x: sha }) },
+      x: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+    });
     assert.equal(bytes.length, 8 + n + 12);
+  });
+});
+
+Deno.test("a flipped bit in a tensor is an error naming it; other tensors still read", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "w.safetensors");
+    const a = tensor([1, 2, 3]), b = tensor([4, 5]);
+    await writeSafetensors(path, [["a", a], ["b", b]], { note: "kept" });
+    a.dispose();
+    b.dispose();
+    const bytes = await Deno.readFile(path);
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    bytes[8 + n + 13] ^= 0x10; // a bit of b's first element
+    await Deno.writeFile(path, bytes);
+    using file = await openSafetensors(path);
+    assert.equal(file.checksummed, true);
+    assert.deepEqual(file.metadata, { note: "kept" }); // the checksums are not the caller's
+    assert.deepEqual([...await file.read("a")], [1, 2, 3]);
+    await assert.rejects(file.read("b"), {
+      name: "SafetensorsError",
+      message: new RegExp(`^safetensors ${path}: "b" is corrupted: its bytes hash to sha256 `),
+    });
+  });
+});
+
+Deno.test("checksums can be left out; a reserved key or malformed checksums are refused", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "w.safetensors");
+    const x = tensor([1, 2, 3]);
+    await writeSafetensors(path, { x }, undefined, { checksums: false });
+    const bytes = await Deno.readFile(path);
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), {
+      x: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+    });
+    {
+      using file = await openSafetensors(path);
+      assert.equal(file.checksummed, false);
+    }
+    await assert.rejects(
+      writeSafetensors(path, { x }, { tensor_sha256: "{}" }),
+      /metadata\["tensor_sha256"\] is reserved/,
+    );
+    x.dispose();
+    const bad = join(dir, "bad.safetensors");
+    await Deno.writeFile(
+      bad,
+      rawFile({
+        __metadata__: { tensor_sha256: JSON.stringify({ y: "00" }) },
+        x: { dtype: "U8", shape: [1], data_offsets: [0, 1] },
+      }, new Uint8Array(1)),
+    );
+    await assert.rejects(openSafetensors(bad), /"y"\] is not a SHA-256 hex digest/);
   });
 });
 

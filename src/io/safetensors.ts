@@ -19,6 +19,13 @@ import { Tensor } from "../tensor.ts";
 import { AtomicFile } from "./atomic.ts";
 import { toBf16Array } from "../dtype.ts";
 import { readFull } from "./read_full.ts";
+import {
+  CHECKSUM_KEY,
+  checksumValue,
+  parseChecksums,
+  sha256Hex,
+  tensorHash,
+} from "./_checksums.ts";
 
 /** Element types of the safetensors format that this reader understands. */
 export type SafetensorsDType =
@@ -219,7 +226,7 @@ function parseHeader(
 export class SafetensorsFile implements Disposable {
   /** The file. */
   readonly path: string;
-  /** The `__metadata__` map (empty when absent). */
+  /** The `__metadata__` map (empty when absent), without the tensor checksums. */
   readonly metadata: Record<string, string>;
   /** Every tensor entry, in file order. */
   readonly tensors: readonly SafetensorsTensorInfo[];
@@ -227,6 +234,7 @@ export class SafetensorsFile implements Disposable {
   readonly dataOffset: number;
   readonly #file: Deno.FsFile;
   readonly #byName: Map<string, SafetensorsTensorInfo>;
+  readonly #checksums: Map<string, string> | null;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -236,8 +244,10 @@ export class SafetensorsFile implements Disposable {
     file: Deno.FsFile,
     dataOffset: number,
     header: { metadata: Record<string, string>; tensors: SafetensorsTensorInfo[] },
+    checksums: Map<string, string> | null = null,
   ) {
     this.path = path;
+    this.#checksums = checksums;
     this.#file = file;
     this.dataOffset = dataOffset;
     this.metadata = header.metadata;
@@ -253,6 +263,14 @@ export class SafetensorsFile implements Disposable {
   /** Whether a tensor of this name is in the file. */
   has(name: string): boolean {
     return this.#byName.has(name);
+  }
+
+  /**
+   * Whether the file stores a SHA-256 per tensor (denograd writes them): every read is then
+   * checked against it, so a corrupted tensor is an error, not silently wrong values.
+   */
+  get checksummed(): boolean {
+    return this.#checksums !== null;
   }
 
   /** The header entry of `name`, or undefined. */
@@ -283,6 +301,17 @@ export class SafetensorsFile implements Disposable {
           this.path,
           `truncated while reading "${name}": got ${got} of ${bytes.length} bytes`,
         );
+      }
+      const stored = this.#checksums?.get(name);
+      if (stored !== undefined) {
+        const actual = sha256Hex(bytes);
+        if (actual !== stored) {
+          throw new SafetensorsError(
+            this.path,
+            `"${name}" is corrupted: its bytes hash to sha256 ${actual.slice(0, 16)}..., the ` +
+              `header stores ${stored.slice(0, 16)}... (a damaged disk or copy; restore the file)`,
+          );
+        }
       }
       return bytes;
     });
@@ -488,7 +517,12 @@ export async function openSafetensors(path: string | URL): Promise<SafetensorsFi
       throw new SafetensorsError(p, `the header is not valid UTF-8 JSON: ${(e as Error).message}`);
     }
     const header = parseHeader(p, json, size - 8 - headerLen);
-    return new SafetensorsFile(p, file, 8 + headerLen, header);
+    const checksums = parseChecksums(header.metadata, header.tensors.map((t) => t.name));
+    if (checksums !== null && !(checksums instanceof Map)) {
+      throw new SafetensorsError(p, `invalid header: ${checksums.problem}`);
+    }
+    delete header.metadata[CHECKSUM_KEY]; // the reads check it; callers see their own metadata
+    return new SafetensorsFile(p, file, 8 + headerLen, header, checksums);
   } catch (e) {
     file.close();
     throw e;
@@ -500,13 +534,23 @@ function fileDType(t: Tensor): SafetensorsDType {
   return t.dtype === "f32" ? "F32" : t.dtype === "bf16" ? "BF16" : "I32";
 }
 
+/** Options of {@linkcode writeSafetensors}. */
+export interface WriteSafetensorsOptions {
+  /**
+   * Store a SHA-256 of every tensor in the metadata (key `tensor_sha256`), checked by every read
+   * of {@linkcode openSafetensors}; default true. Other readers ignore it.
+   */
+  checksums?: boolean;
+}
+
 /**
  * Writes tensors to a safetensors file, one tensor at a time (only one tensor's bytes are in
  * host memory at once), into a temporary file in the same directory that is flushed and renamed
  * over `path` only when complete. On error the temporary file is removed and an existing file at
  * `path` is untouched. The header is padded with spaces to a multiple of 8 bytes, like the
  * reference implementation, so every tensor's data is 8-byte aligned in the file. Tensors are
- * written in the order given; f32 as F32, i32 as I32.
+ * written in the order given; f32 as F32, i32 as I32. Each tensor's SHA-256 goes into the
+ * metadata (written last, over a placeholder of the same length), unless turned off.
  *
  * @example
  * ```ts
@@ -514,67 +558,101 @@ function fileDType(t: Tensor): SafetensorsDType {
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [["ids", tensor(new Int32Array([7, 8, 9]))]]);
  * using file = await openSafetensors(path);
- * console.log(await file.read("ids")); // Int32Array [7, 8, 9]
+ * console.log(await file.read("ids"), file.checksummed); // Int32Array [7, 8, 9] true
  * await Deno.remove(path);
  * ```
  * @param path where to write
  * @param entries `[name, tensor]` pairs or a name -> tensor record
  * @param metadata string values stored as `__metadata__`
+ * @param options whether to store checksums
  * @returns when the file is in place
  */
 export async function writeSafetensors(
   path: string | URL,
   entries: Iterable<[string, Tensor]> | Record<string, Tensor>,
   metadata?: Record<string, string>,
+  options: WriteSafetensorsOptions = {},
 ): Promise<void> {
   const list: [string, Tensor][] = Symbol.iterator in entries
     ? Array.from(entries as Iterable<[string, Tensor]>)
     : Object.entries(entries);
-  const header: Record<string, unknown> = {};
+  const checksums = options.checksums ?? true;
+  const meta: Record<string, string> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") {
         throw new TypeError(`writeSafetensors: metadata["${k}"] must be a string, got ${typeof v}`);
       }
+      if (k === CHECKSUM_KEY && checksums) {
+        throw new TypeError(
+          `writeSafetensors: metadata["${CHECKSUM_KEY}"] is reserved for the tensor checksums`,
+        );
+      }
+      meta[k] = v;
     }
-    header.__metadata__ = metadata;
   }
+  const tensors: Record<string, unknown> = {};
   let offset = 0;
   for (const [name, t] of list) {
     if (typeof name !== "string" || name === "__metadata__") {
       throw new TypeError(`writeSafetensors: invalid tensor name ${JSON.stringify(name)}`);
     }
-    if (name in header) throw new TypeError(`writeSafetensors: duplicate tensor name "${name}"`);
+    if (Object.hasOwn(tensors, name)) {
+      throw new TypeError(`writeSafetensors: duplicate tensor name "${name}"`);
+    }
     if (!(t instanceof Tensor)) throw new TypeError(`writeSafetensors: "${name}" is not a Tensor`);
     if (t.disposed) throw new TypeError(`writeSafetensors: "${name}" was disposed`);
     const bytes = t.size * ITEM_BYTES[fileDType(t)];
-    header[name] = {
+    tensors[name] = {
       dtype: fileDType(t),
       shape: [...t.shape],
       data_offsets: [offset, offset + bytes],
     };
     offset += bytes;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(0x20); // spaces
-  padded.set(json);
-  const length = new DataView(new ArrayBuffer(8));
-  length.setUint32(0, padded.length % 2 ** 32, true);
-  length.setUint32(4, Math.floor(padded.length / 2 ** 32), true);
+  const names = list.map(([name]) => name);
+  /** The length field and header, with these digests (placeholders until the data is hashed). */
+  const headerBytes = (digests?: string[]): Uint8Array => {
+    const m = checksums ? { ...meta, [CHECKSUM_KEY]: checksumValue(names, digests) } : meta;
+    const header = Object.keys(m).length || metadata !== undefined
+      ? { __metadata__: m, ...tensors }
+      : tensors;
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const padded = Math.ceil(json.length / 8) * 8;
+    const out = new Uint8Array(8 + padded).fill(0x20, 8); // spaces
+    const length = new DataView(out.buffer);
+    length.setUint32(0, padded % 2 ** 32, true);
+    length.setUint32(4, Math.floor(padded / 2 ** 32), true);
+    out.set(json, 8);
+    return out;
+  };
 
+  const placeholder = headerBytes();
   await using out = await AtomicFile.create(path);
-  await out.write(new Uint8Array(length.buffer));
-  await out.write(padded);
+  await out.write(placeholder);
+  const digests: string[] = [];
   for (const [, t] of list) {
     // bf16 reads come back widened to f32; narrowing them again is exact.
     const data = t.dtype === "bf16" ? toBf16Array(t.toTypedArray()) : t.toTypedArray();
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (LITTLE_ENDIAN) await out.write(bytes);
-    else {
-      const copy = bytes.slice();
-      swapBytes(copy, data.BYTES_PER_ELEMENT);
-      await out.write(copy);
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (!LITTLE_ENDIAN) {
+      bytes = bytes.slice();
+      swapBytes(bytes, data.BYTES_PER_ELEMENT);
     }
+    if (checksums) {
+      const hash = tensorHash();
+      hash.update(bytes);
+      digests.push(hash.hex());
+    }
+    await out.write(bytes);
+  }
+  if (checksums) {
+    const final = headerBytes(digests);
+    if (final.length !== placeholder.length) {
+      throw new Error("writeSafetensors: header size changed");
+    }
+    await out.file.seek(0, Deno.SeekMode.Start);
+    await out.write(final);
   }
   await out.commit();
 }
