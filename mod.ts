@@ -242,6 +242,7 @@ export {
   constantLr,
   cosineLr,
   type DecayShape,
+  gradNorm,
   linearLr,
   type LrPhase,
   type LrSchedule,
@@ -417,12 +418,14 @@ export {
   type AtomicFileOptions,
   MAX_HEADER_BYTES,
   openSafetensors,
+  removeStaleTemporaries,
   type SafetensorsDType,
   SafetensorsError,
   SafetensorsFile,
   type SafetensorsTensorInfo,
   writeFileAtomic,
   writeSafetensors,
+  type WriteSafetensorsOptions,
 } from "./src/io/mod.ts";
 
 // ---- GPT-2 weights in Hugging Face's layout ----
@@ -536,9 +539,11 @@ export {
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
+  type CheckpointInfo,
   type CheckpointState,
   loadCheckpoint,
   type LoadCheckpointOptions,
   type LoadedCheckpoint,
   saveCheckpoint,
 } from "./src/train/checkpoint.ts";
+export { NonFiniteError, type NonFinitePolicy } from "./src/train/step_guard.ts";

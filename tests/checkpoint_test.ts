@@ -70,9 +70,10 @@ Deno.test("a checkpoint round-trips model, optimizer state, RNG, config and extr
     const opt = new AdamW(model.parameters(), { lr: 1e-2 });
     trainStep(model, opt);
     trainStep(model, opt);
-    // Values a lossy path would change: -0, a subnormal, infinities, a NaN.
+    // Values a lossy path would change: -0, subnormals, the largest floats. (NaN and Infinity
+    // are refused: see "a non-finite state is never saved".)
     model.ln_f.bias!.assign(
-      tensor([-0, 1e-45, Infinity, -Infinity, NaN, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+      tensor([-0, 1e-45, 3.4028234e38, -3.4028234e38, 1e-40, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
     );
     const path = join(dir, "ckpt.safetensors");
     const rng = getRngState();
@@ -297,6 +298,101 @@ Deno.test("saveCheckpoint validates its input before writing", async () => {
       /optimizer state "m" is not a Tensor/,
     );
     assert.deepEqual(await listDir(dir), []);
+    model.dispose();
+  });
+});
+
+Deno.test("a non-finite state is never saved: the previous checkpoint is kept", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "ckpt.safetensors");
+    await saveTiny(path);
+    const before = await Deno.readFile(path);
+    const model = new Tiny();
+    model.w.assign(tensor([1, NaN, 3]));
+    await assert.rejects(
+      saveCheckpoint(path, { model, step: 6, rng: getRngState(), config: {} }),
+      {
+        name: "RangeError",
+        message: 'saveCheckpoint: "model.w" holds NaN at element 1 of 3: refusing to write a ' +
+          "non-finite state (a file already at the path is kept)",
+      },
+    );
+    const m = tensor([0, Infinity, 0]);
+    await assert.rejects(
+      saveCheckpoint(path, {
+        model: new Tiny(),
+        optimizerState: { "0.m": m },
+        step: 6,
+        rng: getRngState(),
+        config: {},
+      }),
+      /"optim\.0\.m" holds Infinity at element 1/,
+    );
+    m.dispose();
+    assert.deepEqual(await Deno.readFile(path), before);
+    assert.deepEqual(await listDir(dir), ["ckpt.safetensors"]);
+    model.dispose();
+  });
+});
+
+Deno.test("a flipped bit in a checkpoint is an error before anything is loaded", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "tiny.safetensors");
+    await saveTiny(path);
+    const bytes = await Deno.readFile(path);
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    // The data section holds model.w (12 bytes), model.ids (8), optim.0.m (12): flip a bit of
+    // the last model tensor, so a loader assigning as it reads would have changed model.w.
+    bytes[8 + n + 12] ^= 0x01;
+    await Deno.writeFile(path, bytes);
+    await assertRefused(path, /"model\.ids" is corrupted: its bytes hash to sha256 /);
+  });
+});
+
+Deno.test("the temporaries of a killed save are removed by the next save, nothing else", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "ckpt.safetensors");
+    const stale = ["ckpt.safetensors.0123abcd.tmp", "ckpt.safetensors.ffffffff.tmp"];
+    const others = ["ckpt.safetensors.notes.tmp", "other.safetensors.0123abcd.tmp", "x.tmp"];
+    for (const name of [...stale, ...others]) await Deno.writeTextFile(join(dir, name), "half");
+    await saveTiny(path);
+    assert.deepEqual(await listDir(dir), ["ckpt.safetensors", ...others].sort());
+  });
+});
+
+Deno.test("restoring an optimizer: missing or mismatched state is refused with the model untouched", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "tiny.safetensors");
+    const weightsOnly = join(dir, "weights.safetensors");
+    await saveTiny(path);
+    const m = new Tiny();
+    await saveCheckpoint(weightsOnly, { model: m, step: 5, rng: getRngState(), config: {} });
+    m.dispose();
+
+    const model = new Tiny(), before = bits(model);
+    model.w.assign(tensor([7, 7, 7]));
+    const changed = bits(model);
+    const opt = new AdamW([model.w], { lr: 0.1 });
+    await assert.rejects(
+      loadCheckpoint(weightsOnly, model, { optimizer: opt }),
+      /it holds no optimizer state \(a weights-only file\?\)/,
+    );
+    // saveTiny's state has "0.m" but no "step" and no "0.v": AdamW's own check says so.
+    await assert.rejects(
+      loadCheckpoint(path, model, { optimizer: opt }),
+      /the optimizer state does not fit the optimizer, \d problem\(s\): "step" must be/,
+    );
+    await assert.rejects(
+      loadCheckpoint(path, model, {
+        check: ({ step }) => {
+          throw new RangeError(`refused at step ${step}`);
+        },
+      }),
+      /refused at step 5/,
+    );
+    assert.deepEqual(bits(model), changed);
+    assert.notDeepEqual(bits(model), before);
+    opt.dispose();
     model.dispose();
   });
 });

@@ -11,6 +11,7 @@ import {
   loraLayers,
   manualSeed,
   noGrad,
+  NonFiniteError,
   type PreferenceExample,
   randn,
   readMetrics,
@@ -307,4 +308,27 @@ Deno.test("trainDPO rejects malformed examples by index", async () => {
     () => trainDPO({ model, train: pairs, steps: 1, beta: -1 }),
     /beta must be a finite number > 0, got -1/,
   );
+});
+
+Deno.test("trainDPO stops at a non-finite step without saving (the fine-tuning loop's guard)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    manualSeed(7);
+    const err = await trainDPO({
+      model: new GPT2(gpt2Config("small-test")),
+      train: toyPairs(24, 5),
+      batchSize: 4,
+      steps: 6,
+      maxLr: 1e12,
+      checkpointPath: `${dir}/ck.safetensors`,
+      padToken: 0,
+      progress: false,
+      log: () => {},
+    }).catch((e) => e);
+    assert.ok(err instanceof NonFiniteError, String(err));
+    assert.match(err.message, /^trainDPO: step \d: loss /);
+    await assert.rejects(Deno.stat(`${dir}/ck.safetensors`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Options of {@linkcode AtomicFile.create}. */
@@ -14,6 +15,65 @@ export interface AtomicFileOptions {
    * not atomic). Default: `<path>.<random>.tmp`, so concurrent writers never share a temp file.
    */
   tempPath?: string;
+}
+
+const TEMP_SUFFIX = ".tmp";
+
+/**
+ * Flushes a directory's entries, so a rename in it survives a power loss (the data was flushed
+ * before). Systems that cannot open a directory for syncing skip it.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: Deno.FsFile;
+  try {
+    handle = await Deno.open(dir, { read: true });
+  } catch {
+    return;
+  }
+  try {
+    await handle.sync();
+  } catch {
+    /* not supported for directories here */
+  } finally {
+    handle.close();
+  }
+}
+
+/**
+ * Removes the temporary files that writers of `path` left behind when they were killed midway
+ * (`<path>.<8 hex>.tmp`, the default {@linkcode AtomicFile} names). Call it before writing `path`
+ * again, not while another process may be writing it.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemporaries } from "@denograd/denograd";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/ckpt.safetensors.0123abcd.tmp`, "half a checkpoint");
+ * console.log(await removeStaleTemporaries(`${dir}/ckpt.safetensors`)); // ["ckpt.safetensors.0123abcd.tmp"]
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ * @param path the target whose stale temporaries to remove
+ * @returns the names removed
+ */
+export async function removeStaleTemporaries(path: string | URL): Promise<string[]> {
+  const target = toPath(path);
+  const dir = dirname(target), base = basename(target);
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed; // no directory: nothing was left there
+  }
+  for (const e of entries) {
+    const stem = e.name.slice(base.length + 1, -TEMP_SUFFIX.length);
+    const isTemp = e.isFile && e.name.startsWith(`${base}.`) && e.name.endsWith(TEMP_SUFFIX) &&
+      /^[0-9a-f]{8}$/.test(stem);
+    if (!isTemp) continue;
+    await Deno.remove(join(dir, e.name));
+    removed.push(e.name);
+  }
+  return removed;
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
@@ -67,7 +127,7 @@ export class AtomicFile implements AsyncDisposable {
    */
   static async create(path: string | URL, options: AtomicFileOptions = {}): Promise<AtomicFile> {
     const target = toPath(path);
-    const temp = options.tempPath ?? `${target}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    const temp = options.tempPath ?? `${target}.${crypto.randomUUID().slice(0, 8)}${TEMP_SUFFIX}`;
     const file = await Deno.open(temp, { write: true, create: true, truncate: true });
     return new AtomicFile(target, temp, file);
   }
@@ -96,6 +156,7 @@ export class AtomicFile implements AsyncDisposable {
       this.file.close();
       this.#state = "committed";
       await Deno.rename(this.tempPath, this.path);
+      await syncDirectory(dirname(this.path));
     } catch (e) {
       await this.abort();
       throw e;

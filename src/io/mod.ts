@@ -3,7 +3,12 @@
  * @module
  */
 
-export { AtomicFile, type AtomicFileOptions, writeFileAtomic } from "./atomic.ts";
+export {
+  AtomicFile,
+  type AtomicFileOptions,
+  removeStaleTemporaries,
+  writeFileAtomic,
+} from "./atomic.ts";
 export {
   MAX_HEADER_BYTES,
   openSafetensors,
@@ -12,4 +17,5 @@ export {
   SafetensorsFile,
   type SafetensorsTensorInfo,
   writeSafetensors,
+  type WriteSafetensorsOptions,
 } from "./safetensors.ts";

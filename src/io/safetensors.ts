@@ -541,6 +541,17 @@ export interface WriteSafetensorsOptions {
    * of {@linkcode openSafetensors}; default true. Other readers ignore it.
    */
   checksums?: boolean;
+  /**
+   * Refuse NaN and infinite values (default false): the write stops at the first one, with a
+   * RangeError naming the tensor and the element, and an existing file at the path is untouched.
+   */
+  finite?: boolean;
+}
+
+/** The index of the first NaN or infinite element of `data`, or -1. */
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
 }
 
 /**
@@ -631,9 +642,17 @@ export async function writeSafetensors(
   await using out = await AtomicFile.create(path);
   await out.write(placeholder);
   const digests: string[] = [];
-  for (const [, t] of list) {
+  for (const [name, t] of list) {
+    const values = t.toTypedArray();
+    const bad = options.finite && values instanceof Float32Array ? firstNonFinite(values) : -1;
+    if (bad >= 0) {
+      throw new RangeError(
+        `writeSafetensors: "${name}" holds ${values[bad]} at element ${bad} of ${values.length}: ` +
+          "refusing to write a non-finite state (a file already at the path is kept)",
+      );
+    }
     // bf16 reads come back widened to f32; narrowing them again is exact.
-    const data = t.dtype === "bf16" ? toBf16Array(t.toTypedArray()) : t.toTypedArray();
+    const data = t.dtype === "bf16" ? toBf16Array(values) : values;
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (!LITTLE_ENDIAN) {
       bytes = bytes.slice();

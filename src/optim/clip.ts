@@ -25,23 +25,14 @@ import { broadcastView } from "../ops/_helpers.ts";
  * ```
  */
 export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
-  if (!Array.isArray(params) || !params.every((p) => p instanceof Tensor)) {
-    throw new TypeError("clipGradNorm: params must be an array of tensors");
-  }
   if (typeof maxNorm !== "number" || !(maxNorm > 0)) {
     throw new RangeError(`clipGradNorm: maxNorm must be a number > 0, got ${maxNorm}`);
   }
-  const owners = params.filter((p) => p.grad && !p.grad.disposed);
-  const grads = owners.map((p) => p.grad!);
-  if (grads.length === 0) return 0;
-  const devices = new Set(grads.map((g) => g.device));
-  if (devices.size > 1) {
-    throw new TypeError(`clipGradNorm: gradients are on several devices: ${[...devices]}`);
-  }
+  const owners = gradOwners("clipGradNorm", params);
+  if (owners.length === 0) return 0;
   const norm = noGrad(() =>
     tidy(() => {
-      const sq = grads.map((g) => g.mul(g).sum()); // () each
-      const total = (sq.length === 1 ? sq[0] : stack(sq).sum()).sqrt(); // ()
+      const total = totalNorm(owners); // ()
       const coef = full([], maxNorm, { device: total.device }).div(total.add(1e-6)).minimum(1);
       for (const p of owners) {
         const g = p.grad!;
@@ -58,6 +49,48 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
       return total;
     })
   );
+  const value = norm.item();
+  norm.dispose();
+  return value;
+}
+
+/** The parameters that hold a gradient, checked to be tensors on one device. */
+function gradOwners(op: string, params: readonly Tensor[]): Tensor[] {
+  if (!Array.isArray(params) || !params.every((p) => p instanceof Tensor)) {
+    throw new TypeError(`${op}: params must be an array of tensors`);
+  }
+  const owners = params.filter((p) => p.grad && !p.grad.disposed);
+  const devices = new Set(owners.map((p) => p.grad!.device));
+  if (devices.size > 1) {
+    throw new TypeError(`${op}: gradients are on several devices: ${[...devices]}`);
+  }
+  return owners;
+}
+
+/** The global L2 norm of the owners' gradients, on the device: shape (). */
+function totalNorm(owners: readonly Tensor[]): Tensor {
+  const sq = owners.map((p) => p.grad!.mul(p.grad!).sum()); // () each
+  return (sq.length === 1 ? sq[0] : stack(sq).sum()).sqrt();
+}
+
+/**
+ * The global L2 norm of the gradients of `params`, as {@linkcode clipGradNorm} measures it but
+ * without scaling anything (a training loop's health check when clipping is off).
+ *
+ * @returns the norm (one synchronising read); 0 with no gradients; NaN or Infinity when a
+ *   gradient holds one
+ * @example
+ * ```ts
+ * import { gradNorm, tensor } from "@denograd/denograd";
+ * const w = tensor([3, 4], { requiresGrad: true });
+ * w.mul(w).mul(0.5).sum().backward(); // grad = w = [3, 4]
+ * console.log(gradNorm([w])); // 5
+ * ```
+ */
+export function gradNorm(params: readonly Tensor[]): number {
+  const owners = gradOwners("gradNorm", params);
+  if (owners.length === 0) return 0;
+  const norm = noGrad(() => tidy(() => totalNorm(owners)));
   const value = norm.item();
   norm.dispose();
   return value;

@@ -32,4 +32,4 @@ export {
   warmupStableDecay,
   type WarmupStableDecayOptions,
 } from "./schedule.ts";
-export { clipGradNorm } from "./clip.ts";
+export { clipGradNorm, gradNorm } from "./clip.ts";

@@ -8,15 +8,16 @@ import { dirname, join } from "node:path";
 import { noGrad } from "../autograd.ts";
 import { memoryStats, tidy } from "../memory.ts";
 import { stack } from "../ops/movement.ts";
-import { getRngState, setRngState } from "../random.ts";
+import { getRngState } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { Progress } from "../_progress.ts";
 import type { LoaderState } from "../data/loader.ts";
 import type { Module } from "../nn/module.ts";
 import { AdamW } from "../optim/adamw.ts";
-import { clipGradNorm } from "../optim/clip.ts";
 import { warmupCosine } from "../optim/schedule.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { saveCheckpoint } from "./checkpoint.ts";
+import { nonFiniteOption, type NonFinitePolicy, StepGuard } from "./step_guard.ts";
+import { resumeRun, type ScheduleFingerprint, scheduleFingerprint } from "./_resume.ts";
 import {
   MetricsLog,
   type MetricsRecord,
@@ -60,6 +61,17 @@ export interface FinetuneOptions {
   checkpointEvery?: number;
   /** Continue from `checkpointPath` (model, optimizer, step, generator and data position). */
   resume?: boolean;
+  /**
+   * Resume even though this run's learning-rate schedule (steps, maxLr, minLr, warmup) differs
+   * from the checkpoint's run; default false: such a resume is refused.
+   */
+  allowScheduleChange?: boolean;
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: "stop" (default) ends the run with a
+   * `NonFiniteError` naming the step, before that step updates anything or saves; "skip" drops
+   * the step's update and goes on (counted as `skippedSteps`). Non-finite weights always stop.
+   */
+  nonFinite?: NonFinitePolicy;
   /** JSONL metrics file (default `metrics.jsonl` beside the checkpoint, if there is one). */
   metricsPath?: string;
   /** Loss-curve SVG (default `loss.svg` beside the checkpoint, if there is one). */
@@ -80,7 +92,7 @@ export interface FinetuneRunResult {
   step: number;
   /** The step this run started from (0, or the checkpoint's). */
   startStep: number;
-  /** Training loss of every step of this run. */
+  /** Training loss of every step of this run (NaN or Infinity for a skipped step). */
   trainLosses: number[];
   /** Every evaluation of this run (validation loss plus the trainer's own numbers). */
   evals: ValRecord[];
@@ -90,6 +102,8 @@ export interface FinetuneRunResult {
   stepsPerSecond: number;
   /** Live bytes after the first and after the last step (flat when nothing leaks). */
   liveBytes: [number, number];
+  /** Steps whose update was skipped for a non-finite loss or gradient (over resumed runs too). */
+  skippedSteps: number;
 }
 
 /** What the loop needs from a training-data loader ({@linkcode Batches} fits). */
@@ -151,6 +165,8 @@ function numOption(op: string, name: string, v: unknown, fallback: number): numb
 interface LoopExtra {
   loader: LoaderState;
   totalSteps: number;
+  schedule: ScheduleFingerprint;
+  skippedSteps: number;
 }
 
 /**
@@ -174,6 +190,7 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
   const clip = numOption(op, "clip", o.clip, 0);
   const evalEvery = intOption(op, "evalEvery", o.evalEvery, 0, 0);
   const checkpointEvery = intOption(op, "checkpointEvery", o.checkpointEvery, 0, 0);
+  const nonFinite = nonFiniteOption(op, o.nonFinite);
   if (o.resume && !o.checkpointPath) throw new TypeError(`${op}: resume needs checkpointPath`);
   const params = model.parameters();
   if (params.length === 0) {
@@ -193,24 +210,29 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
     weightDecay: o.weightDecay ?? 0.1,
   });
   const device = params[0].device;
+  const paramNames = () => {
+    const names = new Map(model.namedParameters().map(([n, p]) => [p, n]));
+    return params.map((p) => names.get(p) ?? "?");
+  };
 
   // ---- resume ----
-  let startStep = 0;
+  let startStep = 0, skippedBefore = 0;
   let history: MetricsRecord[] = [];
   try {
     if (o.resume) {
-      const path = o.checkpointPath!;
-      try {
-        await Deno.stat(path);
-      } catch {
-        throw new Error(`${op}: resume: no checkpoint at ${path}`);
-      }
-      const ck = await loadCheckpoint(path, model, { device });
-      optimizer.loadState(ck.optimizerState);
-      for (const t of Object.values(ck.optimizerState)) t.dispose();
-      train.loadState((ck.extra as unknown as LoopExtra).loader);
-      setRngState(ck.rng);
-      startStep = ck.step;
+      const { step, extra } = await resumeRun({
+        op,
+        path: o.checkpointPath!,
+        model,
+        optimizer,
+        device,
+        train,
+        totalSteps,
+        lrAt,
+        allowScheduleChange: o.allowScheduleChange === true,
+      });
+      startStep = step;
+      skippedBefore = (extra as Partial<LoopExtra>).skippedSteps ?? 0;
       if (metricsPath) history = await truncateMetrics(metricsPath, startStep);
     } else if (metricsPath) {
       history = await truncateMetrics(metricsPath, 0); // a fresh run starts a fresh file
@@ -250,12 +272,18 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
     seconds: 0,
     stepsPerSecond: 0,
     liveBytes: [0, 0],
+    skippedSteps: skippedBefore,
   };
   const save = async (step: number) => {
     if (!o.checkpointPath) return;
     const optimizerState = optimizer.state();
     try {
-      const extra: LoopExtra = { loader: train.state(), totalSteps };
+      const extra: LoopExtra = {
+        loader: train.state(),
+        totalSteps,
+        schedule: scheduleFingerprint(totalSteps, lrAt),
+        skippedSteps: result.skippedSteps,
+      };
       await saveCheckpoint(o.checkpointPath, {
         model,
         optimizerState,
@@ -269,6 +297,14 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
     }
   };
 
+  const guard = new StepGuard({
+    op: op,
+    params,
+    names: paramNames,
+    clip,
+    optimizer,
+    policy: nonFinite,
+  });
   const t0 = performance.now();
   let trainMs = 0;
   model.train();
@@ -278,7 +314,7 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
       optimizer.setLr(lr);
       const start = performance.now();
       let tokens = 0;
-      const [loss, norm, stats] = tidy(() => {
+      const [outcome, stats] = tidy(() => {
         const micro: Tensor[] = [];
         const microStats = new Map<string, Tensor[]>();
         for (let k = 0; k < gradAccum; k++) {
@@ -290,32 +326,39 @@ export async function runFinetune<B>(spec: LoopSpec<B>): Promise<FinetuneRunResu
           (gradAccum === 1 ? l : l.mul(1 / gradAccum)).backward();
           micro.push(l);
         }
-        const norm = clip > 0 ? clipGradNorm(params, clip) : null;
-        optimizer.step();
-        optimizer.zeroGrad();
-        const mean = micro.length === 1 ? micro[0] : noGrad(() => stack(micro).mean());
+        const outcome = guard.finish(step, micro);
         const stats = noGrad(() =>
           Object.fromEntries([...microStats].map(([key, vs]) => [key, stack(vs).mean().item()]))
         );
-        return [mean.item(), norm, stats] as const;
+        return [outcome, stats] as const;
       });
       const ms = performance.now() - start;
       trainMs += ms;
+      const { loss } = outcome;
+      if (outcome.skipped) {
+        result.skippedSteps++;
+        say(
+          `step ${step}: skipped (loss ${loss}, gradient norm ${outcome.gradNorm}); ` +
+            `${result.skippedSteps} skipped so far`,
+        );
+      }
       result.trainLosses.push(loss);
       result.step = step;
-      trainCurve.push([step, loss]);
+      if (!outcome.skipped) trainCurve.push([step, loss]);
       const r: TrainRecord = {
         kind: "train",
         step,
         loss,
         lr,
-        gradNorm: norm,
+        gradNorm: outcome.gradNorm,
         tokens,
         ms: Math.round(ms * 100) / 100,
         tokensPerSecond: Math.round(tokens / (ms / 1000)),
         ...stats,
+        ...(outcome.skipped ? { skipped: true } : {}),
+        ...(result.skippedSteps ? { skippedSteps: result.skippedSteps } : {}),
       };
-      metrics?.write(r);
+      if (!outcome.skipped) metrics?.write(r); // a skipped step has no finite loss to log
       o.onStep?.(r);
       if (step === startStep + 1) result.liveBytes[0] = memoryStats().liveBytes;
       result.liveBytes[1] = memoryStats().liveBytes;

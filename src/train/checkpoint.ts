@@ -3,19 +3,25 @@
  * optimizer's state tensors (`optim.<name>`) and, as JSON strings in the metadata, the step, the
  * random generator's state, the config and any extra trainer state (data position, best loss).
  *
- * Saving is atomic (a temporary file, fsync, rename), so a crash mid-save leaves the previous
- * checkpoint intact. Loading checks everything (header, metadata, every name, shape and dtype
- * against the model) before the model is touched; values round-trip bit for bit.
+ * Saving is atomic (a temporary file, fsync, rename, fsync of the directory), so a crash mid-save
+ * leaves the previous checkpoint intact; the temporaries a killed save left are removed by the
+ * next one. A state holding NaN or Inf is refused, so a diverged run never overwrites a good
+ * checkpoint. Every tensor's SHA-256 is stored, and loading checks everything (header, checksums,
+ * metadata, every name, shape and dtype against the model, the optimizer state) before the model
+ * or the optimizer is touched; values round-trip bit for bit.
  * @module
  */
 
 import type { Device } from "../backend/backend.ts";
 import { noGrad } from "../autograd.ts";
+import { removeStaleTemporaries } from "../io/atomic.ts";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import { tensor } from "../ops/creation.ts";
+import { renameOp } from "../ops/_helpers.ts";
 import type { RngState } from "../random.ts";
 import { Tensor } from "../tensor.ts";
+import type { TrainOptimizer } from "../optim/optimizer.ts";
 
 /** The `format` metadata value that marks a denograd checkpoint. */
 export const CHECKPOINT_FORMAT = "denograd-checkpoint";
@@ -55,10 +61,31 @@ export interface LoadedCheckpoint<C = unknown> {
   optimizerState: Record<string, Tensor>;
 }
 
+/** What a checkpoint's metadata says, for {@linkcode LoadCheckpointOptions.check}. */
+export interface CheckpointInfo<C = unknown> {
+  /** Optimizer steps taken when it was saved. */
+  step: number;
+  /** The saved configuration. */
+  config: C;
+  /** The saved extra state. */
+  extra: Record<string, unknown>;
+}
+
 /** Options of {@linkcode loadCheckpoint}. */
-export interface LoadCheckpointOptions {
+export interface LoadCheckpointOptions<C = unknown> {
   /** Where the optimizer state tensors are created; default "cpu". */
   device?: Device;
+  /**
+   * Restore the optimizer too: its state is checked with the model's tensors (a checkpoint
+   * without optimizer state is then an error) and loaded before the model is filled; the
+   * returned `optimizerState` is then empty.
+   */
+  optimizer?: Pick<TrainOptimizer, "checkState" | "loadState">;
+  /**
+   * Called with the parsed metadata before any tensor is read; throw to refuse the checkpoint
+   * (e.g. a different learning-rate schedule) with nothing changed.
+   */
+  check?: (info: CheckpointInfo<C>) => void;
 }
 
 function json(where: string, key: string, value: unknown): string {
@@ -137,7 +164,12 @@ export async function saveCheckpoint(path: string | URL, state: CheckpointState)
     }
     entries.push([OPTIM + name, t]);
   }
-  await writeSafetensors(path, entries, metadata);
+  await removeStaleTemporaries(path);
+  try {
+    await writeSafetensors(path, entries, metadata, { finite: true });
+  } catch (e) {
+    throw renameOp(e, "writeSafetensors", where);
+  }
 }
 
 /**
@@ -155,7 +187,7 @@ export async function saveCheckpoint(path: string | URL, state: CheckpointState)
 export async function loadCheckpoint<C = unknown>(
   path: string | URL,
   model: Module,
-  options: LoadCheckpointOptions = {},
+  options: LoadCheckpointOptions<C> = {},
 ): Promise<LoadedCheckpoint<C>> {
   using file = await openSafetensors(path);
   const where = `loadCheckpoint ${file.path}`;
@@ -221,39 +253,67 @@ export async function loadCheckpoint<C = unknown>(
     }
   }
   for (const name of own.keys()) if (!seen.has(name)) problems.push(`missing "${MODEL}${name}"`);
+  if (options.optimizer && optimNames.length === 0) {
+    problems.push(
+      "it holds no optimizer state (a weights-only file?): resuming training needs a " +
+        "checkpoint written by a trainer",
+    );
+  }
   if (problems.length) {
     throw new RangeError(`${where}: ${problems.length} problem(s): ${problems.join("; ")}`);
   }
+  options.check?.({
+    step: step as number,
+    config: config as C,
+    extra: extra as Record<string, unknown>,
+  });
 
-  // Optimizer tensors first: if reading them fails, the model is still untouched.
+  // Everything is read (and its checksum verified) before anything is changed: a corrupted or
+  // unreadable tensor anywhere in the file leaves the model and the optimizer as they were.
   const optimizerState: Record<string, Tensor> = {};
+  const disposeState = () => Object.values(optimizerState).forEach((t) => t.dispose());
+  const values = new Map<string, Float32Array | Int32Array>();
   try {
     for (const name of optimNames) {
       optimizerState[name.slice(OPTIM.length)] = await file.readTensor(name, {
         device: options.device,
       });
     }
-    for (const [name, target] of own) {
-      const data = await file.read(MODEL + name);
-      noGrad(() => {
-        const src = tensor(data, {
-          shape: target.shape,
-          dtype: target.dtype,
-          device: target.device,
-        });
-        target.assign(src);
-        src.dispose();
-      });
+    for (const name of own.keys()) values.set(name, await file.read(MODEL + name));
+    const bad = options.optimizer?.checkState(optimizerState) ?? [];
+    if (bad.length) {
+      throw new RangeError(
+        `${where}: the optimizer state does not fit the optimizer, ${bad.length} problem(s): ` +
+          bad.join("; "),
+      );
     }
   } catch (e) {
-    for (const t of Object.values(optimizerState)) t.dispose();
+    disposeState();
     throw e;
   }
+  if (options.optimizer) {
+    try {
+      options.optimizer.loadState(optimizerState); // checked above: it cannot fail halfway
+    } finally {
+      disposeState();
+    }
+  }
+  noGrad(() => {
+    for (const [name, target] of own) {
+      const src = tensor(values.get(name)!, {
+        shape: target.shape,
+        dtype: target.dtype,
+        device: target.device,
+      });
+      target.assign(src);
+      src.dispose();
+    }
+  });
   return {
     step: step as number,
     rng: { seed: (rng as RngState).seed, offset: (rng as RngState).offset },
     config: config as C,
     extra: extra as Record<string, unknown>,
-    optimizerState,
+    optimizerState: options.optimizer ? {} : optimizerState,
   };
 }

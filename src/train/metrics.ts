@@ -17,7 +17,7 @@ export interface TrainRecord {
   loss: number;
   /** Learning rate used by the step. */
   lr: number;
-  /** Global gradient norm before clipping (null when clipping is off). */
+  /** Global gradient norm before clipping (null in files written before it was always kept). */
   gradNorm: number | null;
   /** Tokens trained on so far (all steps, including before a resume). */
   tokens: number;
@@ -25,6 +25,13 @@ export interface TrainRecord {
   ms: number;
   /** Throughput of the step. */
   tokensPerSecond: number;
+  /**
+   * True for a step whose update was skipped (`nonFinite: "skip"`): passed to `onStep`, never
+   * written to the metrics file (its loss is not finite).
+   */
+  skipped?: boolean;
+  /** Steps skipped so far, over resumed runs too (present once one was). */
+  skippedSteps?: number;
 }
 
 /** A validation loss. */

@@ -31,9 +31,11 @@ export {
   niceTicks,
   writeLossPlot,
 } from "./plot.ts";
+export { NonFiniteError, type NonFinitePolicy } from "./step_guard.ts";
 export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
+  type CheckpointInfo,
   type CheckpointState,
   loadCheckpoint,
   type LoadCheckpointOptions,

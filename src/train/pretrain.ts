@@ -11,7 +11,7 @@ import { noGrad } from "../autograd.ts";
 import { autocast } from "../autocast.ts";
 import { memoryStats, tidy } from "../memory.ts";
 import { stack } from "../ops/movement.ts";
-import { getRngState, setRngState } from "../random.ts";
+import { getRngState } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { Progress } from "../_progress.ts";
 import type { Dataset, Example } from "../data/dataset.ts";
@@ -20,10 +20,11 @@ import { generate } from "../models/gpt2/generate.ts";
 import type { GPT2 } from "../models/gpt2/model.ts";
 import { mergeMoEStats, type MoELayerStats } from "../nn/moe.ts";
 import { AdamW } from "../optim/adamw.ts";
-import { clipGradNorm } from "../optim/clip.ts";
 import type { TrainOptimizer } from "../optim/optimizer.ts";
 import { type LrSchedule, warmupCosine } from "../optim/schedule.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { saveCheckpoint } from "./checkpoint.ts";
+import { nonFiniteOption, type NonFinitePolicy, StepGuard } from "./step_guard.ts";
+import { resumeRun, type ScheduleFingerprint, scheduleFingerprint } from "./_resume.ts";
 import { MetricsLog, type MetricsRecord, type TrainRecord, truncateMetrics } from "./metrics.ts";
 import { type CurvePoints, writeLossPlot } from "./plot.ts";
 
@@ -97,6 +98,18 @@ export interface PretrainOptions {
   checkpointEvery?: number;
   /** Continue from `checkpointPath` (model, optimizer, step, generator and data position). */
   resume?: boolean;
+  /**
+   * Resume even though this run's learning-rate schedule (steps, maxLr, minLr, warmup,
+   * lrSchedule) differs from the checkpoint's run; default false: such a resume is refused.
+   */
+  allowScheduleChange?: boolean;
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: "stop" (default) ends the run with a
+   * {@linkcode NonFiniteError} naming the step, before that step updates anything or saves;
+   * "skip" drops the step's update and goes on (counted as `skippedSteps` in the result and the
+   * metrics). Non-finite weights always stop the run.
+   */
+  nonFinite?: NonFinitePolicy;
   /** JSONL metrics file (default `metrics.jsonl` beside the checkpoint, if there is one). */
   metricsPath?: string;
   /** Loss-curve SVG (default `loss.svg` beside the checkpoint, if there is one). */
@@ -122,7 +135,7 @@ export interface PretrainResult {
   step: number;
   /** The step this run started from (0, or the checkpoint's). */
   startStep: number;
-  /** Training loss of every step of this run. */
+  /** Training loss of every step of this run (NaN or Infinity for a skipped step). */
   trainLosses: number[];
   /** [step, loss] of every evaluation of this run. */
   valLosses: [number, number][];
@@ -136,6 +149,8 @@ export interface PretrainResult {
   tokensPerSecond: number;
   /** Live bytes after the first and after the last step (flat when nothing leaks). */
   liveBytes: [number, number];
+  /** Steps whose update was skipped for a non-finite loss or gradient (over resumed runs too). */
+  skippedSteps: number;
 }
 
 /** What a pretraining checkpoint keeps besides model, optimizer, step and generator. */
@@ -143,6 +158,8 @@ interface TrainerExtra {
   loader: LoaderState;
   tokens: number;
   totalSteps: number;
+  schedule: ScheduleFingerprint;
+  skippedSteps: number;
 }
 
 function isSource(x: unknown): x is BatchSource {
@@ -278,6 +295,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   const clip = numOption("clip", o.clip, 1);
   const evalEvery = intOption("evalEvery", o.evalEvery, 0, 0);
   const evalBatches = intOption("evalBatches", o.evalBatches, 1, 20);
+  const nonFinite = nonFiniteOption("pretrain", o.nonFinite);
   const precision = o.precision ?? "f32";
   if (precision !== "f32" && precision !== "bf16") {
     throw new RangeError(
@@ -324,6 +342,9 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     eps: o.eps ?? 1e-8,
     weightDecay: o.weightDecay ?? 0.1,
   });
+  const peakLr = optimizer.lrs()[0];
+  /** The first group's lr at a 0-based step (pure: for the checkpoint's schedule check). */
+  const lrOf = (step: number) => factorAt ? peakLr * factorAt(step) : lrAt(step);
   const applyLr = (step: number): number => {
     if (!factorAt) {
       const lr = lrAt(step);
@@ -334,33 +355,40 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     return optimizer.lrs()[0];
   };
   const params = model.parameters();
+  const paramNames = () => model.namedParameters().map(([n]) => n);
 
   // ---- resume ----
-  let startStep = 0, tokensBefore = 0;
+  let startStep = 0, tokensBefore = 0, skippedBefore = 0;
   let history: MetricsRecord[] = [];
-  if (o.resume) {
-    const path = o.checkpointPath!;
-    try {
-      await Deno.stat(path);
-    } catch {
-      throw new Error(`pretrain: resume: no checkpoint at ${path}`);
+  try {
+    if (o.resume) {
+      const { step, extra } = await resumeRun({
+        op: "pretrain",
+        path: o.checkpointPath!,
+        model,
+        optimizer,
+        device: model.device,
+        train,
+        totalSteps,
+        lrAt: lrOf,
+        allowScheduleChange: o.allowScheduleChange === true,
+      });
+      const saved = extra as unknown as Partial<TrainerExtra>;
+      startStep = step;
+      tokensBefore = saved.tokens ?? 0;
+      skippedBefore = saved.skippedSteps ?? 0;
+      if (metricsPath) history = await truncateMetrics(metricsPath, startStep);
+    } else if (metricsPath) {
+      history = await truncateMetrics(metricsPath, 0); // a fresh run starts a fresh file
     }
-    const ck = await loadCheckpoint(path, model, { device: model.device });
-    optimizer.loadState(ck.optimizerState);
-    for (const t of Object.values(ck.optimizerState)) t.dispose();
-    const extra = ck.extra as unknown as TrainerExtra;
-    train.loadState(extra.loader);
-    setRngState(ck.rng);
-    startStep = ck.step;
-    tokensBefore = extra.tokens;
-    if (metricsPath) history = await truncateMetrics(metricsPath, startStep);
-  } else if (metricsPath) {
-    history = await truncateMetrics(metricsPath, 0); // a fresh run starts a fresh file
-  }
-  if (startStep >= totalSteps) {
-    throw new RangeError(
-      `pretrain: the checkpoint is at step ${startStep}; steps (${totalSteps}) must be larger to train on`,
-    );
+    if (startStep >= totalSteps) {
+      throw new RangeError(
+        `pretrain: the checkpoint is at step ${startStep}; steps (${totalSteps}) must be larger to train on`,
+      );
+    }
+  } catch (e) {
+    if (!given) optimizer.dispose();
+    throw e;
   }
 
   const metrics = metricsPath ? MetricsLog.open(metricsPath) : null;
@@ -391,6 +419,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     seconds: 0,
     tokensPerSecond: 0,
     liveBytes: [0, 0],
+    skippedSteps: skippedBefore,
   };
   const evaluate = (step: number) => {
     if (!val) return;
@@ -420,6 +449,8 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
         loader: train.state(),
         tokens: tokensBefore + result.tokens,
         totalSteps,
+        schedule: scheduleFingerprint(totalSteps, lrOf),
+        skippedSteps: result.skippedSteps,
       };
       await saveCheckpoint(o.checkpointPath, {
         model,
@@ -439,6 +470,14 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
     }
   };
 
+  const guard = new StepGuard({
+    op: "pretrain",
+    params,
+    names: paramNames,
+    clip,
+    optimizer,
+    policy: nonFinite,
+  });
   const t0 = performance.now();
   let trainMs = 0;
   model.train();
@@ -448,7 +487,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
       const start = performance.now();
       let tokens = 0;
       let moe: MoELayerStats[] = []; // expert utilisation of this step's micro-batches
-      const [loss, norm] = tidy(() => {
+      const outcome = tidy(() => {
         const micro: Tensor[] = [];
         for (let k = 0; k < gradAccum; k++) {
           const { input, target } = train.next();
@@ -459,31 +498,37 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
           const s = model.moeStats?.() ?? []; // (a duck-typed model may not have it)
           moe = k === 0 ? s : s.map((x, i) => ({ layer: x.layer, ...mergeMoEStats(moe[i], x) }));
         }
-        const norm = clip > 0 ? clipGradNorm(params, clip) : null;
-        optimizer.step();
-        optimizer.zeroGrad();
-        const mean = micro.length === 1 ? micro[0] : noGrad(() => stack(micro).mean());
-        return [mean.item(), norm] as const;
+        return guard.finish(step, micro);
       });
       const ms = performance.now() - start;
       trainMs += ms;
       result.tokens += tokens;
+      const { loss } = outcome;
+      if (outcome.skipped) {
+        result.skippedSteps++;
+        say(
+          `step ${step}: skipped (loss ${loss}, gradient norm ${outcome.gradNorm}); ` +
+            `${result.skippedSteps} skipped so far`,
+        );
+      }
       result.trainLosses.push(loss);
       result.step = step;
-      trainCurve.push([step, loss]);
+      if (!outcome.skipped) trainCurve.push([step, loss]);
       // Mixture-of-experts models also log each MoE block's routing (tokens per expert, drops).
       const r: TrainRecord & { moe?: MoELayerStats[] } = {
         kind: "train",
         step,
         loss,
         lr,
-        gradNorm: norm,
+        gradNorm: outcome.gradNorm,
         tokens: tokensBefore + result.tokens,
         ms: Math.round(ms * 100) / 100,
         tokensPerSecond: Math.round(tokens / (ms / 1000)),
         ...(moe.length ? { moe } : {}),
+        ...(outcome.skipped ? { skipped: true } : {}),
+        ...(result.skippedSteps ? { skippedSteps: result.skippedSteps } : {}),
       };
-      record(r);
+      if (!outcome.skipped) record(r); // a skipped step has no finite loss to log
       o.onStep?.(r);
       if (step === startStep + 1) result.liveBytes[0] = memoryStats().liveBytes;
       result.liveBytes[1] = memoryStats().liveBytes;
