@@ -11,6 +11,7 @@ import {
   openSafetensors,
   validateConfig,
 } from "../mod.ts";
+import { CliError, UsageError } from "../src/_args.ts";
 
 /** Where the starting weights come from. */
 export interface InitOptions {
@@ -26,30 +27,49 @@ export interface InitOptions {
   device: Device;
 }
 
-/** Builds the model and says where it came from. */
+/**
+ * Builds the model and says where it came from.
+ * @throws UsageError when both `weights` and `init` are given (which one would win is a guess);
+ *   CliError naming the flag and file when the file cannot be loaded
+ */
 export async function initModel(o: InitOptions): Promise<{ model: GPT2; from: string }> {
-  if (o.weights) {
-    const model = new GPT2(await configFromSafetensors(o.weights), { device: o.device });
-    await loadGpt2Safetensors(model, o.weights);
-    return { model, from: o.weights };
+  if (o.weights && o.init) throw new UsageError("give --weights or --init, not both");
+  const [flag, path] = o.weights ? ["--weights", o.weights] : ["--init", o.init];
+  if (path === undefined) {
+    const config = gpt2Config("tiny", { ...o.fresh, contextLength: o.contextLength });
+    return { model: new GPT2(config, { device: o.device }), from: "a fresh model" };
   }
-  if (o.init) {
-    let meta: Record<string, string>;
-    {
-      using file = await openSafetensors(o.init);
-      meta = file.metadata;
-    }
-    if (meta.format !== "denograd-checkpoint") {
-      return initModel({ ...o, weights: o.init, init: undefined });
-    }
-    // pretrain stores the GPT-2 config itself; the fine-tuning trainers store {model: config, ...}
-    const saved = JSON.parse(meta.config ?? "null");
-    const config = validateConfig(saved?.model ?? saved);
-    const model = new GPT2(config, { device: o.device });
-    const { step, optimizerState } = await loadCheckpoint(o.init, model);
-    for (const t of Object.values(optimizerState)) t.dispose(); // a new run, a new optimizer
-    return { model, from: `${o.init} (step ${step})` };
+  try {
+    return o.weights
+      ? await fromWeights(o.weights, o.device)
+      : await fromCheckpoint(path, o.device);
+  } catch (e) {
+    throw new CliError(`cannot load ${flag} ${path}: ${(e as Error).message}`, { cause: e });
   }
-  const config = gpt2Config("tiny", { ...o.fresh, contextLength: o.contextLength });
-  return { model: new GPT2(config, { device: o.device }), from: "a fresh model" };
+}
+
+async function fromWeights(path: string, device: Device): Promise<{ model: GPT2; from: string }> {
+  const model = new GPT2(await configFromSafetensors(path), { device });
+  await loadGpt2Safetensors(model, path);
+  return { model, from: path };
+}
+
+/** A denograd checkpoint of a whole GPT-2, or (without denograd's metadata) HF safetensors. */
+async function fromCheckpoint(
+  path: string,
+  device: Device,
+): Promise<{ model: GPT2; from: string }> {
+  let meta: Record<string, string>;
+  {
+    using file = await openSafetensors(path);
+    meta = file.metadata;
+  }
+  if (meta.format !== "denograd-checkpoint") return fromWeights(path, device);
+  // pretrain stores the GPT-2 config itself; the fine-tuning trainers store {model: config, ...}
+  const saved = JSON.parse(meta.config ?? "null");
+  const config = validateConfig(saved?.model ?? saved);
+  const model = new GPT2(config, { device });
+  const { step, optimizerState } = await loadCheckpoint(path, model);
+  for (const t of Object.values(optimizerState)) t.dispose(); // a new run, a new optimizer
+  return { model, from: `${path} (step ${step})` };
 }

@@ -6,82 +6,83 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { CliError, defineCli, runCli, UsageError } from "../_args.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { NPM_DATASETS } from "./corpus.ts";
 import { DEFAULT_SHARD_SIZE } from "./shards.ts";
 import { prepareShards } from "./prepare.ts";
 
-const HELP = `Tokenize a text corpus with GPT-2's tokenizer into llm.c token shards.
-
-Usage: deno task prepare --source <source> [options]
-
-  -s, --source <source>   ${NPM_DATASETS.join(" | ")} (npm datasets), a .txt file (one document),
-                          or a directory (every *.txt below it, one document each, sorted)
-  -o, --out <dir>         output directory (default: data)
-  -n, --name <name>       file prefix (default: the dataset name or the file/directory name)
-      --val <fraction>    start of the corpus (by bytes) kept for validation (default: 0.05)
-      --val-docs <n>      instead of --val: the first n documents are the validation split
-      --shard-size <n>    tokens per shard file (default: ${DEFAULT_SHARD_SIZE})
-  -q, --quiet             no progress bar
-  -h, --help              show this help
-
-Writes <out>/<name>_val_000000.bin, then <out>/<name>_train_000001.bin, ... in llm.c's format
+const CLI = defineCli({
+  name: "prepare",
+  usage: "deno task prepare --source <source> [options]",
+  summary: "Tokenize a text corpus with GPT-2's tokenizer into llm.c token shards.",
+  flags: {
+    source: {
+      type: "string",
+      short: "s",
+      value: "<source>",
+      required: true,
+      description: `${NPM_DATASETS.join(" | ")} (npm datasets), a .txt file (one document),\n` +
+        "or a directory (every *.txt below it, one document each, sorted)",
+    },
+    out: {
+      type: "string",
+      short: "o",
+      value: "<dir>",
+      default: "data",
+      description: "output directory",
+    },
+    name: {
+      type: "string",
+      short: "n",
+      value: "<name>",
+      description: "file prefix",
+      defaultText: "the dataset name or the file/directory name",
+    },
+    val: {
+      type: "number",
+      min: 0,
+      below: 1,
+      value: "<fraction>",
+      description: "start of the corpus (by bytes) kept for validation",
+      defaultText: "0.05",
+    },
+    "val-docs": {
+      type: "int",
+      min: 0,
+      value: "<n>",
+      description: "instead of --val: the first n documents are the validation split",
+    },
+    "shard-size": {
+      type: "int",
+      min: 1,
+      max: 2 ** 31 - 1, // the token count in the header is an int32
+      value: "<n>",
+      default: DEFAULT_SHARD_SIZE,
+      description: "tokens per shard file",
+    },
+    quiet: { type: "boolean", short: "q", description: "no progress bar" },
+  },
+  epilog:
+    `Writes <out>/<name>_val_000000.bin, then <out>/<name>_train_000001.bin, ... in llm.c's format
 (256 int32 header: magic 20240520, version 1, token count; then uint16 tokens). Every document
-starts with <|endoftext|> (50256).`;
-
-function parseNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) {
-    throw new TypeError(`--${flag}: not a number: "${value}"`);
-  }
-  return n;
-}
+starts with <|endoftext|> (50256).`,
+});
 
 /**
  * Runs the CLI with the given arguments; returns the exit code (0 ok, 1 failure, 2 usage error).
  * @param args command-line arguments, as in `Deno.args`
  * @param log where the help and the summary go (default: console.log)
  */
-export async function main(
+export function main(
   args: string[],
   log: (text: string) => void = console.log,
 ): Promise<number> {
-  let opts;
-  let val: number | undefined, valDocs: number | undefined, shardSize: number | undefined;
-  try {
-    opts = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        source: { type: "string", short: "s" },
-        out: { type: "string", short: "o", default: "data" },
-        name: { type: "string", short: "n" },
-        val: { type: "string" },
-        "val-docs": { type: "string" },
-        "shard-size": { type: "string" },
-        quiet: { type: "boolean", short: "q", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-    val = parseNumber("val", opts.val);
-    valDocs = parseNumber("val-docs", opts["val-docs"]);
-    shardSize = parseNumber("shard-size", opts["shard-size"]);
-  } catch (e) {
-    console.error(`prepare: ${(e as Error).message}\nRun with --help for usage.`);
-    return 2;
-  }
-  if (opts.help) {
-    log(HELP);
-    return 0;
-  }
-  if (!opts.source) {
-    console.error("prepare: --source is required.\nRun with --help for usage.");
-    return 2;
-  }
-  try {
+  return runCli(CLI, args, async (opts) => {
+    if (opts.val !== undefined && opts["val-docs"] !== undefined) {
+      throw new UsageError("give --val or --val-docs, not both");
+    }
+    await checkSource(opts.source);
     const tokenizer = await Tokenizer.gpt2();
     const summary = await prepareShards({
       source: opts.source,
@@ -89,9 +90,9 @@ export async function main(
       name: opts.name,
       tokenizer,
       eotToken: tokenizer.specialTokenId("<|endoftext|>"),
-      valFraction: val,
-      valDocuments: valDocs,
-      shardSize,
+      valFraction: opts.val,
+      valDocuments: opts["val-docs"],
+      shardSize: opts["shard-size"],
       progress: !opts.quiet,
     });
     const count = (n: number) => n.toLocaleString("en-US");
@@ -102,10 +103,21 @@ export async function main(
         `${count(summary.trainTokens)} train tokens in ${summary.seconds.toFixed(1)} s`,
     );
     for (const f of [...summary.valFiles, ...summary.trainFiles]) log(`  ${f}`);
-    return 0;
+  }, { out: log });
+}
+
+/** A dataset name, or a file or directory that exists: checked before the tokenizer loads. */
+async function checkSource(source: string): Promise<void> {
+  if ((NPM_DATASETS as readonly string[]).includes(source)) return;
+  try {
+    await Deno.stat(source);
   } catch (e) {
-    console.error(`prepare: ${(e as Error).message}`);
-    return 1;
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new CliError(
+      `--source ${source}: no such file or directory, and not a dataset (${
+        NPM_DATASETS.join(", ")
+      })`,
+    );
   }
 }
 

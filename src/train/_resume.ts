@@ -99,7 +99,8 @@ export async function resumeRun(
           throw new RangeError(
             `${r.op}: resume ${r.path}: ${change}, which would change the learning-rate ` +
               "schedule mid-run. Resume with the same steps and learning-rate options, or pass " +
-              "allowScheduleChange: true to continue on the new schedule",
+              "allowScheduleChange: true (--allow-schedule-change in the examples) to continue " +
+              "on the new schedule",
           );
         }
         r.train.loadState(extra.loader as LoaderState); // checks the position first

@@ -110,7 +110,8 @@ export class StepGuard {
     if (this.o.policy === "stop") {
       throw stop(
         `${what}: the run stops here without updating or saving (the last checkpoint is the ` +
-          `last good state). Lower the learning rate, or pass nonFinite: "skip" to skip such steps`,
+          'last good state). Lower the learning rate, or pass nonFinite: "skip" ' +
+          "(--non-finite skip in the examples) to skip such steps",
       );
     }
     if (++this.#inARow >= MAX_SKIPS_IN_A_ROW) {

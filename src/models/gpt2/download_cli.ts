@@ -6,63 +6,58 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { Progress } from "../../_progress.ts";
-import { downloadGpt2, GPT2_SOURCES, isGpt2Name } from "./download.ts";
+import { defineCli, runCli } from "../../_args.ts";
+import { downloadGpt2, GPT2_SOURCES, type Gpt2Name } from "./download.ts";
 
-const USAGE = `usage: deno task download <model> [--out DIR] [--sha256 HEX] [--endpoint URL]
-                             [--timeout SECONDS]
-
-  <model>            ${Object.keys(GPT2_SOURCES).join(" | ")}
-  --out DIR          parent directory; files go to DIR/<model>/ (default: models)
-  --sha256 HEX       expected SHA-256 of model.safetensors (gpt2's is built in)
-  --endpoint URL     a Hugging Face mirror (default: $HF_ENDPOINT or https://huggingface.co)
-  --timeout SECONDS  longest wait for the server to answer, and longest silence while a file
-                     arrives, before retrying (default: 30)
-
-An interrupted download resumes where it stopped when run again. Files already present are
-kept only if they pass the checks (hash where known, safetensors header or JSON); others are
-downloaded again.`;
+const CLI = defineCli({
+  name: "download",
+  usage: "deno task download <model> [options]",
+  summary: "Fetch a GPT-2 checkpoint's model.safetensors and config.json from Hugging Face.",
+  positionals: [{
+    name: "model",
+    description: "which GPT-2",
+    choices: Object.keys(GPT2_SOURCES) as Gpt2Name[],
+  }],
+  flags: {
+    out: {
+      type: "string",
+      value: "DIR",
+      default: "models",
+      description: "parent directory; files go to DIR/<model>/",
+    },
+    sha256: {
+      type: "string",
+      value: "HEX",
+      description: "expected SHA-256 of model.safetensors (gpt2's is built in)",
+    },
+    endpoint: {
+      type: "string",
+      value: "URL",
+      description: "a Hugging Face mirror",
+      defaultText: "$HF_ENDPOINT or https://huggingface.co",
+    },
+    timeout: {
+      type: "number",
+      value: "SECONDS",
+      above: 0,
+      default: 30,
+      description: "longest wait for the server to answer, and longest silence while a file\n" +
+        "arrives, before retrying",
+    },
+  },
+  epilog: "An interrupted download resumes where it stopped when run again. Files already " +
+    "present are\nkept only if they pass the checks (hash where known, safetensors header or " +
+    "JSON); others are\ndownloaded again.",
+});
 
 /** Runs the CLI with `args`; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string", default: "models" },
-        sha256: { type: "string" },
-        endpoint: { type: "string" },
-        timeout: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const name = positionals[0];
-  if (positionals.length !== 1 || !isGpt2Name(name)) {
-    console.error(`${name ? `unknown model "${name}"` : "which model?"}\n\n${USAGE}`);
-    return 2;
-  }
-  const timeoutS = values.timeout === undefined ? 30 : Number(values.timeout);
-  if (values.timeout?.trim() === "" || !(timeoutS > 0)) {
-    console.error(
-      `--timeout must be a positive number of seconds, got "${values.timeout}"\n\n${USAGE}`,
-    );
-    return 2;
-  }
-  const endpoint = values.endpoint ?? Deno.env.get("HF_ENDPOINT") ?? "https://huggingface.co";
-  const bars = new Map<string, Progress>();
-  try {
+export function main(args: string[]): Promise<number> {
+  return runCli(CLI, args, async (values) => {
+    const name = values.model;
+    const timeoutS = values.timeout;
+    const endpoint = values.endpoint ?? Deno.env.get("HF_ENDPOINT") ?? "https://huggingface.co";
+    const bars = new Map<string, Progress>();
     const files = await downloadGpt2(name, {
       out: values.out,
       endpoint,
@@ -89,11 +84,7 @@ export async function main(args: string[]): Promise<number> {
         `  compare the hash with the file page on Hugging Face, or pass --sha256 to check it`,
       );
     }
-    return 0;
-  } catch (e) {
-    console.error(`\n${(e as Error).message}`);
-    return 1;
-  }
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
