@@ -469,7 +469,8 @@ Deno.test("an explicit DENOGRAD_LIBCUDA that does not load is an error naming it
 });
 
 Deno.test("bf16 tensors are written to safetensors as BF16 and read back exactly", async () => {
-  const { openSafetensors, writeSafetensors } = await import("../src/io/safetensors.ts");
+  const { openSafetensors } = await import("../src/io/safetensors.ts");
+  const { writeSafetensors } = await import("../src/io/safetensors_write.ts");
   const path = await Deno.makeTempFile({ dir: "/tmp", suffix: ".safetensors" });
   const h = tensor([1.00390625, -2.5, 300.5], { dtype: "bf16" });
   try {

@@ -16,6 +16,5 @@ export {
   SafetensorsError,
   SafetensorsFile,
   type SafetensorsTensorInfo,
-  writeSafetensors,
-  type WriteSafetensorsOptions,
 } from "./safetensors.ts";
+export { writeSafetensors, type WriteSafetensorsOptions } from "./safetensors_write.ts";

@@ -8,7 +8,8 @@
  */
 
 import { noGrad } from "../autograd.ts";
-import { openSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+import { writeSafetensors } from "../io/safetensors_write.ts";
 import { tidy } from "../memory.ts";
 import { tensor, zeros } from "../ops/creation.ts";
 import { linear, matmul } from "../ops/matmul.ts";

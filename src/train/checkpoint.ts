@@ -15,7 +15,8 @@
 import type { Device } from "../backend/backend.ts";
 import { noGrad } from "../autograd.ts";
 import { removeStaleTemporaries } from "../io/atomic.ts";
-import { openSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+import { writeSafetensors } from "../io/safetensors_write.ts";
 import type { Module } from "../nn/module.ts";
 import { tensor } from "../ops/creation.ts";
 import { renameOp } from "../ops/_helpers.ts";

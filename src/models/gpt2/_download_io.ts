@@ -172,9 +172,7 @@ export async function checkSafetensors(path: string): Promise<void> {
     (await openSafetensors(path)).close();
   } catch (e) {
     if (!(e instanceof SafetensorsError)) throw e;
-    // The message repeats the path (`safetensors <path>: <problem>`); keep the problem.
-    const problem = e.message.slice(`safetensors ${e.path}: `.length);
-    throw new Error(`not a valid safetensors file: ${problem}`);
+    throw new Error(`not a valid safetensors file: ${e.problem}`);
   }
 }
 

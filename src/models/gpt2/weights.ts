@@ -12,7 +12,8 @@
  */
 
 import { noGrad } from "../../autograd.ts";
-import { openSafetensors, type SafetensorsFile, writeSafetensors } from "../../io/safetensors.ts";
+import { openSafetensors, type SafetensorsFile } from "../../io/safetensors.ts";
+import { writeSafetensors } from "../../io/safetensors_write.ts";
 import type { Module } from "../../nn/module.ts";
 import { tensor } from "../../ops/creation.ts";
 import type { Tensor } from "../../tensor.ts";
