@@ -42,7 +42,7 @@ export function checkShape(op: string, shape: readonly number[]): void {
     }
   }
   // 8 bytes per element must still be an exact byte count (2^53), or sizes silently round.
-  const n = shape.reduce((a, b) => a * b, 1);
+  const n = numel(shape);
   if (n > MAX_ELEMENTS) {
     throw new RangeError(
       `${op}: shape ${fmt(shape)} has ${n.toPrecision(3)} elements, more than the ` +

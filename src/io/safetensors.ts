@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { tensor, type TensorOptions } from "../ops/creation.ts";
 import type { Tensor } from "../tensor.ts";
 import { readFull } from "./read_full.ts";
+import { numel } from "../_shape.ts";
 import { CHECKSUM_KEY, parseChecksums, sha256Hex } from "./_checksums.ts";
 
 /** Element types of the safetensors format that this reader understands. */
@@ -97,10 +98,6 @@ export interface SafetensorsTensorInfo {
   begin: number;
   /** One past the last byte, relative to the start of the data section. */
   end: number;
-}
-
-function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 function isCount(x: unknown): x is number {

@@ -36,6 +36,7 @@ import { type CublasLtSymbols, CublasLtUnsupportedError } from "../../../ffi/cub
 import type { CudnnSymbols } from "../../../ffi/cudnn.ts";
 import { CudnnAttention, cudnnAttentionRequested } from "./cudnn_attention.ts";
 import * as k from "./kernels/mod.ts";
+import { contiguousStrides, numel } from "../../_shape.ts";
 
 /** Device memory owned by a {@linkcode CudaBackend}. */
 export class CudaBuffer implements Buffer {
@@ -77,23 +78,10 @@ function checkRange(op: string, what: string, start: number, len: number, size: 
   }
 }
 
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  for (let d = shape.length - 1, acc = 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
-
 /** Whether the view covers one gap-free row-major run (strides of size-1 dims don't matter). */
 function isDense(v: View): boolean {
   const want = contiguousStrides(v.shape);
   return v.shape.every((d, i) => d === 1 || v.strides[i] === want[i]);
-}
-
-function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 const COMPARISONS: ReadonlySet<BinaryOp> = new Set(["eq", "ne", "lt", "le", "gt", "ge"]);

@@ -15,6 +15,7 @@
 
 import type { MatmulOptions, View } from "../backend.ts";
 import type { DType } from "../../dtype.ts";
+import { numel } from "../../_shape.ts";
 import {
   CUBLAS_COMPUTE,
   CUBLAS_MATH,
@@ -325,7 +326,7 @@ export function planMatmul(
   // Odometer over the outer batch dims (row-major order), one strided-batched call each.
   const outer = L.shape.slice(0, inner);
   const idx = outer.map(() => 0);
-  const total = outer.reduce((p, d) => p * d, 1);
+  const total = numel(outer);
   for (let i = 0; i < total; i++) {
     let oa = 0, ob = 0, oc = 0;
     for (let d = 0; d < outer.length; d++) {

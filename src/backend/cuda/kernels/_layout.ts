@@ -8,6 +8,7 @@
 import type { View } from "../../backend.ts";
 import type { DType } from "../../../dtype.ts";
 import type { KernelArg } from "../launcher.ts";
+import { contiguousStrides, numel } from "../../../_shape.ts";
 
 /** Highest rank a kernel layout holds after merging dims (`MAX_RANK` in cuda/common.cuh). */
 export const MAX_RANK = 8;
@@ -139,24 +140,6 @@ export function nextPow2(n: number): number {
 export function rowBlock(C: number): [number, number, number] {
   const x = Math.min(1024, Math.max(32, nextPow2(Math.ceil(C / 8))));
   return [x, Math.max(1, 256 / x), 1];
-}
-
-/** Number of elements of a shape. */
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/** Row-major strides of `shape`. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
 }
 
 /** The operand for a view at its device address. */

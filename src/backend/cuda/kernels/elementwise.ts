@@ -12,11 +12,11 @@ import {
   expectDType,
   expectShape,
   layoutArg,
-  numel,
   type Operand,
   operand,
   strideGrid,
 } from "./_layout.ts";
+import { numel } from "../../../_shape.ts";
 
 /** Unary op codes: the index is the `UnaryOp` enum value in cuda/elementwise.cu. */
 export const UNARY_OPS: readonly UnaryOp[] = [

@@ -11,17 +11,16 @@
 import type { View } from "../../backend.ts";
 import type { KernelLauncher } from "../launcher.ts";
 import {
-  contiguousStrides,
   expectContiguous,
   expectDType,
   expectInt32,
   expectShape,
   layoutArg,
-  numel,
   type Operand,
   operand,
   strideGrid,
 } from "./_layout.ts";
+import { contiguousStrides, numel } from "../../../_shape.ts";
 import { unaryOperands } from "./elementwise.ts";
 
 /** Rank-0 views act as shape [1] so axis 0 exists (as on the CPU). */

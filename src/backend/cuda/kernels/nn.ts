@@ -8,6 +8,7 @@
 
 import type { View } from "../../backend.ts";
 import type { KernelLauncher } from "../launcher.ts";
+import { numel } from "../../../_shape.ts";
 import {
   expectContiguous,
   expectDType,
@@ -39,7 +40,7 @@ function dataRows(op: string, views: Record<string, View>): [number, number] {
 /** Checks an f32 (or `dtype`) contiguous vector of n elements. */
 function vector(op: string, what: string, v: View, n: number, dtype = "f32"): void {
   if (v.dtype !== dtype) throw new TypeError(`${op}: ${what} must be ${dtype}, got ${v.dtype}`);
-  if (v.shape.reduce((a, b) => a * b, 1) !== n) {
+  if (numel(v.shape) !== n) {
     throw new RangeError(`${op}: ${what} must have ${n} elements, got shape [${v.shape}]`);
   }
   expectContiguous(op, what, v);

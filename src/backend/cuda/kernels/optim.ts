@@ -7,7 +7,8 @@
 
 import type { AdamWStepOptions, SgdStepOptions, View } from "../../backend.ts";
 import type { KernelLauncher } from "../launcher.ts";
-import { expectContiguous, expectDType, numel, strideGrid } from "./_layout.ts";
+import { expectContiguous, expectDType, strideGrid } from "./_layout.ts";
+import { numel } from "../../../_shape.ts";
 
 /** Validates the update's views; returns their element count. */
 function checkViews(op: string, param: View, grad: View, state: Record<string, View>): number {

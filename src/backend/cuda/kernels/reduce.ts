@@ -10,15 +10,14 @@ import type { ReduceOp, View } from "../../backend.ts";
 import type { DType } from "../../../dtype.ts";
 import type { KernelLauncher } from "../launcher.ts";
 import {
-  contiguousStrides,
   expectContiguous,
   expectDType,
   expectShape,
   mergeDims,
   nextPow2,
-  numel,
   reduceLayoutArg,
 } from "./_layout.ts";
+import { contiguousStrides, numel } from "../../../_shape.ts";
 import { fillOperand } from "./elementwise.ts";
 
 /** Reduce op codes: the index is the `ReduceOp` enum value in cuda/reduce.cu. */
