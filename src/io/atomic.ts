@@ -7,6 +7,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeAll } from "./read_full.ts";
 
 /** Options of {@linkcode AtomicFile.create}. */
 export interface AtomicFileOptions {
@@ -74,10 +75,6 @@ export async function removeStaleTemporaries(path: string | URL): Promise<string
     removed.push(e.name);
   }
   return removed;
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
 }
 
 function toPath(path: string | URL): string {

@@ -1,6 +1,6 @@
 /**
- * Filling a buffer from a file: `read` may return fewer bytes than asked, so loop until the
- * buffer is full or the file ends.
+ * Whole reads and writes: `read` may return fewer bytes than asked and `write` may write fewer
+ * than given, so both loop.
  * @module
  */
 
@@ -24,4 +24,9 @@ export function readFullSync(file: Deno.FsFile, into: Uint8Array): number {
     off += n;
   }
   return off;
+}
+
+/** Writes all of `bytes` at the file's position. */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
 }

@@ -23,11 +23,6 @@ export async function hashFile(path: string, hash: Hash): Promise<number> {
   return total;
 }
 
-/** Writes all of `bytes` (`write` may write fewer bytes than given). */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-}
-
 /** Whether `path` is an existing file. */
 export async function exists(path: string): Promise<boolean> {
   try {

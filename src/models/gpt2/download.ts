@@ -27,8 +27,8 @@ import {
   seconds,
   sleep,
   within,
-  writeAll,
 } from "./_download_io.ts";
+import { writeAll } from "../../io/read_full.ts";
 import { GPT2_SOURCES, type Gpt2Name, isGpt2Name } from "./_download_sources.ts";
 
 /** A download that failed; the message says what happened and what was kept. */

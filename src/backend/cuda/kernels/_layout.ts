@@ -8,7 +8,7 @@
 import type { View } from "../../backend.ts";
 import type { DType } from "../../../dtype.ts";
 import type { KernelArg } from "../launcher.ts";
-import { contiguousStrides, numel } from "../../../_shape.ts";
+import { numel } from "../../../_shape.ts";
 
 /** Highest rank a kernel layout holds after merging dims (`MAX_RANK` in cuda/common.cuh). */
 export const MAX_RANK = 8;
