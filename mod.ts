@@ -509,6 +509,7 @@ export {
   type InstructionResponse,
   type InstructOptions,
   type InstructResult,
+  type LoopOptions,
   type SequenceClassifier,
 } from "./src/train/mod.ts";
 
@@ -547,3 +548,9 @@ export {
   saveCheckpoint,
 } from "./src/train/checkpoint.ts";
 export { NonFiniteError, type NonFinitePolicy } from "./src/train/step_guard.ts";
+export {
+  type LoadedModel,
+  loadModel,
+  type LoadModelOptions,
+  readModelConfig,
+} from "./src/train/load_model.ts";

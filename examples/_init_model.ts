@@ -1,16 +1,6 @@
 // The fine-tuning examples' model loading: a fresh small GPT-2, OpenAI's weights (--weights), or a
 // full-model checkpoint from another run (--init), e.g. an instruction-tuned model for DPO.
-import {
-  configFromSafetensors,
-  type Device,
-  GPT2,
-  type GPT2Config,
-  gpt2Config,
-  loadCheckpoint,
-  loadGpt2Safetensors,
-  openSafetensors,
-  validateConfig,
-} from "../mod.ts";
+import { type Device, GPT2, type GPT2Config, gpt2Config, loadModel } from "../mod.ts";
 import { CliError, UsageError } from "../src/_args.ts";
 
 /** Where the starting weights come from. */
@@ -40,36 +30,9 @@ export async function initModel(o: InitOptions): Promise<{ model: GPT2; from: st
     return { model: new GPT2(config, { device: o.device }), from: "a fresh model" };
   }
   try {
-    return o.weights
-      ? await fromWeights(o.weights, o.device)
-      : await fromCheckpoint(path, o.device);
+    const { model, format, step } = await loadModel(path, { device: o.device });
+    return { model, from: format === "checkpoint" ? `${path} (step ${step})` : path };
   } catch (e) {
     throw new CliError(`cannot load ${flag} ${path}: ${(e as Error).message}`, { cause: e });
   }
-}
-
-async function fromWeights(path: string, device: Device): Promise<{ model: GPT2; from: string }> {
-  const model = new GPT2(await configFromSafetensors(path), { device });
-  await loadGpt2Safetensors(model, path);
-  return { model, from: path };
-}
-
-/** A denograd checkpoint of a whole GPT-2, or (without denograd's metadata) HF safetensors. */
-async function fromCheckpoint(
-  path: string,
-  device: Device,
-): Promise<{ model: GPT2; from: string }> {
-  let meta: Record<string, string>;
-  {
-    using file = await openSafetensors(path);
-    meta = file.metadata;
-  }
-  if (meta.format !== "denograd-checkpoint") return fromWeights(path, device);
-  // pretrain stores the GPT-2 config itself; the fine-tuning trainers store {model: config, ...}
-  const saved = JSON.parse(meta.config ?? "null");
-  const config = validateConfig(saved?.model ?? saved);
-  const model = new GPT2(config, { device });
-  const { step, optimizerState } = await loadCheckpoint(path, model);
-  for (const t of Object.values(optimizerState)) t.dispose(); // a new run, a new optimizer
-  return { model, from: `${path} (step ${step})` };
 }

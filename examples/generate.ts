@@ -7,17 +7,7 @@
  *     --weights models/gpt2/model.safetensors --prompt "Hello, I'm a language model," \
  *     --max-tokens 60 --temperature 0.8 --top-k 50 --seed 42
  */
-import {
-  configFromSafetensors,
-  generate,
-  GPT2,
-  type GPT2Config,
-  loadCheckpoint,
-  loadGpt2Safetensors,
-  openSafetensors,
-  Tokenizer,
-  validateConfig,
-} from "../mod.ts";
+import { generate, type GPT2, loadModel, Tokenizer } from "../mod.ts";
 import { CliError, defineCli, requireFile, runMain } from "../src/_args.ts";
 
 const DEFAULT_CHECKPOINT = "runs/verdict/model.safetensors";
@@ -81,21 +71,9 @@ await runMain(CLI, async (args) => {
 
   let model: GPT2;
   try {
-    if (args.weights) {
-      const config = await configFromSafetensors(args.weights, { nHead: args.heads });
-      model = new GPT2(config, { device });
-      await loadGpt2Safetensors(model, args.weights);
-    } else {
-      let config: GPT2Config;
-      {
-        using file = await openSafetensors(checkpoint);
-        config = validateConfig(JSON.parse(file.metadata.config ?? "null"));
-      }
-      model = new GPT2(config, { device });
-      const { step, optimizerState } = await loadCheckpoint(checkpoint, model);
-      for (const t of Object.values(optimizerState)) t.dispose(); // not needed to sample
-      console.error(`checkpoint ${checkpoint}: step ${step}`);
-    }
+    const loaded = await loadModel(args.weights ?? checkpoint, { device, nHead: args.heads });
+    model = loaded.model;
+    if (loaded.step !== null) console.error(`checkpoint ${checkpoint}: step ${loaded.step}`);
   } catch (e) {
     const path = args.weights ?? checkpoint;
     const hint = args.weights ? DOWNLOAD_HINT : TRAIN_HINT;

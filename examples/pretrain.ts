@@ -19,8 +19,8 @@ import {
   type GPT2Config,
   gpt2Config,
   manualSeed,
-  openSafetensors,
   pretrain,
+  readModelConfig,
   slidingWindows,
   Tokenizer,
   trainValSplit,
@@ -74,8 +74,7 @@ await runMain(CLI, async (args) => {
   let config: GPT2Config;
   if (args.resume) {
     try {
-      using file = await openSafetensors(checkpointPath);
-      config = JSON.parse(file.metadata.config);
+      config = await readModelConfig(checkpointPath);
     } catch (e) {
       throw new CliError(`--resume: cannot read ${checkpointPath}: ${(e as Error).message}`);
     }

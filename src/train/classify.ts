@@ -19,7 +19,8 @@ import {
 } from "../data/classification.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { Module } from "../nn/module.ts";
-import { type FinetuneOptions, type FinetuneRunResult, intOption, runFinetune } from "./_loop.ts";
+import { type FinetuneOptions, type FinetuneRunResult, runFinetune } from "./finetune.ts";
+import { intOption } from "./loop.ts";
 import { readMetrics, type ValRecord } from "./metrics.ts";
 import { lineChartsSvg } from "./plot.ts";
 
@@ -225,7 +226,11 @@ export async function finetuneClassifier(options: ClassifyOptions): Promise<Clas
     train,
     options: o,
     examplesPerStep: batchSize,
-    config: { trainer: op, numClasses: model.numClasses, batchSize, padTo: o.padTo ?? "longest" },
+    checkpointConfig: {
+      // A GPT2Classifier's trunk; other classifiers bring no configuration to store.
+      model: (model as { transformer?: { config?: object } }).transformer?.config ?? null,
+      settings: { numClasses: model.numClasses, batchSize, padTo: o.padTo ?? "longest" },
+    },
     microLoss: (batch) => ({
       loss: model.loss(batch.input, batch.lengths, batch.labels),
       tokens: batch.lengths.reduce((a, b) => a + b, 0),

@@ -26,7 +26,8 @@ import {
 import { END_OF_TEXT } from "../models/gpt2/generate.ts";
 import { GPT2 } from "../models/gpt2/model.ts";
 import { loraLayers } from "../nn/lora.ts";
-import { type FinetuneOptions, type FinetuneRunResult, intOption, runFinetune } from "./_loop.ts";
+import { type FinetuneOptions, type FinetuneRunResult, runFinetune } from "./finetune.ts";
+import { intOption } from "./loop.ts";
 import type { ValRecord } from "./metrics.ts";
 
 /**
@@ -398,7 +399,7 @@ export async function trainDPO(options: DPOOptions): Promise<DPOResult> {
           o.onStep?.(r);
         },
       },
-      config: { trainer: op, model: { ...model.config }, batchSize, maxLength, beta },
+      checkpointConfig: { model: { ...model.config }, settings: { batchSize, maxLength, beta } },
       microLoss: (batch) => {
         const tokens = batch.input.size;
         const r = batchLoss(batch);

@@ -25,7 +25,8 @@ import {
 import { writeFileAtomic } from "../io/atomic.ts";
 import { END_OF_TEXT, generate } from "../models/gpt2/generate.ts";
 import type { GPT2 } from "../models/gpt2/model.ts";
-import { type FinetuneOptions, type FinetuneRunResult, intOption, runFinetune } from "./_loop.ts";
+import { type FinetuneOptions, type FinetuneRunResult, runFinetune } from "./finetune.ts";
+import { intOption } from "./loop.ts";
 import type { ValRecord } from "./metrics.ts";
 import type { TextCodec } from "./pretrain.ts";
 
@@ -221,12 +222,9 @@ export async function finetuneInstructions(options: InstructOptions): Promise<In
     train,
     options: o,
     examplesPerStep: batchSize,
-    config: {
-      trainer: op,
+    checkpointConfig: {
       model: { ...model.config },
-      batchSize,
-      maxLength,
-      maskPrompt: !!o.maskPrompt,
+      settings: { batchSize, maxLength, maskPrompt: !!o.maskPrompt },
     },
     microLoss: (batch) => ({ loss: instructionLoss(model, batch), tokens: batch.input.size }),
     evaluate: (step) => {

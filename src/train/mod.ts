@@ -33,6 +33,12 @@ export {
 } from "./plot.ts";
 export { NonFiniteError, type NonFinitePolicy } from "./step_guard.ts";
 export {
+  type LoadedModel,
+  loadModel,
+  type LoadModelOptions,
+  readModelConfig,
+} from "./load_model.ts";
+export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
   type CheckpointInfo,
@@ -42,7 +48,8 @@ export {
   type LoadedCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.ts";
-export type { FinetuneOptions, FinetuneRunResult } from "./_loop.ts";
+export type { FinetuneOptions, FinetuneRunResult } from "./finetune.ts";
+export type { LoopOptions } from "./loop.ts";
 export {
   type ClassificationScore,
   type ClassifyEvalRecord,
