@@ -190,7 +190,6 @@ export {
   textFileCorpus,
 } from "./src/data/corpus.ts";
 export {
-  GPT2_EOT,
   type PrepareOptions,
   prepareShards,
   type PrepareSummary,
@@ -204,6 +203,7 @@ export {
   type StreamDecoder,
   Tokenizer,
 } from "./src/tokenizer/tokenizer.ts";
+export { END_OF_TEXT } from "./src/tokenizer/gpt2.ts";
 export {
   parseHuggingFaceVocab,
   parseOpenAIVocab,
@@ -373,7 +373,6 @@ export {
 
 export {
   countParameters,
-  END_OF_TEXT,
   generate,
   type GenerateOptions,
   GPT2,

@@ -10,9 +10,9 @@ import type { Device } from "../backend/backend.ts";
 import { tensor } from "../ops/creation.ts";
 import type { Tensor } from "../tensor.ts";
 import { permutation } from "./loader.ts";
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 
 /** GPT-2's `<|endoftext|>` id, the book's padding token. */
-const END_OF_TEXT = 50256;
 
 /** A text and its class index. */
 export interface LabeledText {

@@ -8,9 +8,9 @@
 import type { Device } from "../backend/backend.ts";
 import { tensor } from "../ops/creation.ts";
 import type { Tensor } from "../tensor.ts";
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 
 /** GPT-2's `<|endoftext|>` id: the padding token and the end of every response. */
-const END_OF_TEXT = 50256;
 
 /** One instruction record: what to do, optional input, the expected response. */
 export interface InstructionRecord {

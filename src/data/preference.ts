@@ -10,9 +10,9 @@ import type { Device } from "../backend/backend.ts";
 import { tensor } from "../ops/creation.ts";
 import type { Tensor } from "../tensor.ts";
 import { formatInstructionPrompt, formatInstructionResponse } from "./instruction.ts";
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 
 /** GPT-2's `<|endoftext|>` id, the padding token. */
-const END_OF_TEXT = 50256;
 
 /** One preference record (the book's `instruction-data-with-preference.json`). */
 export interface PreferenceRecord {

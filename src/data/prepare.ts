@@ -12,9 +12,7 @@
 import { Progress } from "../_progress.ts";
 import { type Corpus, openCorpus, utf8Length } from "./corpus.ts";
 import { DEFAULT_SHARD_SIZE, ShardWriter } from "./shards.ts";
-
-/** GPT-2's `<|endoftext|>` id, the default document separator. */
-export const GPT2_EOT = 50256;
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 
 /** Anything that turns text into token ids without special tokens (the GPT-2 tokenizer does). */
 export interface TokenEncoder {
@@ -32,7 +30,7 @@ export interface PrepareOptions {
   name?: string;
   /** The tokenizer. */
   tokenizer: TokenEncoder;
-  /** Document separator put before every document; default {@linkcode GPT2_EOT}. */
+  /** Document separator put before every document; default {@linkcode END_OF_TEXT}. */
   eotToken?: number;
   /**
    * Fraction of the corpus, by UTF-8 bytes, that becomes the val split: the start of the corpus up
@@ -121,7 +119,7 @@ function charIndexAtByte(text: string, bytes: number): number {
  */
 export async function prepareShards(options: PrepareOptions): Promise<PrepareSummary> {
   const { outDir, tokenizer, valDocuments, shardSize = DEFAULT_SHARD_SIZE } = options;
-  const eot = options.eotToken ?? GPT2_EOT;
+  const eot = options.eotToken ?? END_OF_TEXT;
   const valFraction = options.valFraction ?? (valDocuments === undefined ? 0.05 : 0);
   if (valDocuments !== undefined && options.valFraction !== undefined) {
     throw new TypeError("prepareShards: give valFraction or valDocuments, not both");

@@ -5,6 +5,19 @@
  */
 
 import type { BpeVocab } from "./tokenizer.ts";
+
+/**
+ * GPT-2's `<|endoftext|>` id (50256): its one special token, the document separator of its
+ * corpora, the default stop token of generation and the default padding of the trainers.
+ *
+ * @example
+ * ```ts
+ * import { END_OF_TEXT, Tokenizer } from "@denograd/denograd";
+ * const tok = await Tokenizer.gpt2();
+ * console.log(tok.encode("<|endoftext|>", { allowedSpecial: "all" })[0] === END_OF_TEXT); // true
+ * ```
+ */
+export const END_OF_TEXT = 50256;
 import { GPT2_PATTERN } from "./_pretokenize.ts";
 
 /** The ranks as js-tiktoken ships them. */

@@ -23,7 +23,7 @@ import {
   type PreferenceBatch,
   type PreferenceExample,
 } from "../data/preference.ts";
-import { END_OF_TEXT } from "../models/gpt2/generate.ts";
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 import { GPT2 } from "../models/gpt2/model.ts";
 import { loraLayers } from "../nn/lora.ts";
 import { type FinetuneOptions, type FinetuneRunResult, runFinetune } from "./finetune.ts";

@@ -23,7 +23,8 @@ import {
   validateInstructionRecords,
 } from "../data/instruction.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { END_OF_TEXT, generate } from "../models/gpt2/generate.ts";
+import { generate } from "../models/gpt2/generate.ts";
+import { END_OF_TEXT } from "../tokenizer/gpt2.ts";
 import type { GPT2 } from "../models/gpt2/model.ts";
 import { type FinetuneOptions, type FinetuneRunResult, runFinetune } from "./finetune.ts";
 import { intOption } from "./loop.ts";

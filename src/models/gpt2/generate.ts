@@ -10,9 +10,7 @@ import { tensor } from "../../ops/creation.ts";
 import { getRngState, manualSeed, setRngState, uniformArray } from "../../random.ts";
 import type { GPT2 } from "./model.ts";
 import type { KVCache } from "./kv_cache.ts";
-
-/** GPT-2's `<|endoftext|>` id, the default stop token. */
-export const END_OF_TEXT = 50256;
+import { END_OF_TEXT } from "../../tokenizer/gpt2.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {

@@ -24,4 +24,4 @@ export {
 } from "./model.ts";
 export { type GPT2MoEConfig, moeLayerIndices, type MoELayers } from "./moe_config.ts";
 export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
-export { END_OF_TEXT, generate, type GenerateOptions } from "./generate.ts";
+export { generate, type GenerateOptions } from "./generate.ts";

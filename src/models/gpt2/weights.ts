@@ -18,6 +18,7 @@ import type { Module } from "../../nn/module.ts";
 import { tensor } from "../../ops/creation.ts";
 import type { Tensor } from "../../tensor.ts";
 import { assertGpt2Layout, type GPT2Config, validateConfig } from "./config.ts";
+import { END_OF_TEXT } from "../../tokenizer/gpt2.ts";
 
 /** Names of GPT-2's parameters, without the `transformer.` prefix. */
 const PARAMETER =
@@ -332,8 +333,8 @@ export function hfConfigFromGpt2(config: GPT2Config): Record<string, unknown> {
     attn_pdrop: c.dropout,
     layer_norm_epsilon: 1e-5,
     initializer_range: 0.02,
-    bos_token_id: 50256,
-    eos_token_id: 50256,
+    bos_token_id: END_OF_TEXT,
+    eos_token_id: END_OF_TEXT,
     tie_word_embeddings: true,
   };
 }
