@@ -1,7 +1,7 @@
 // The fine-tuning examples' model loading: a fresh small GPT-2, OpenAI's weights (--weights), or a
 // full-model checkpoint from another run (--init), e.g. an instruction-tuned model for DPO.
 import { type Device, GPT2, type GPT2Config, gpt2Config, loadModel } from "../mod.ts";
-import { CliError, UsageError } from "../src/_args.ts";
+import { CliError, UsageError } from "../cli/_args.ts";
 
 /** Where the starting weights come from. */
 export interface InitOptions {

@@ -33,7 +33,7 @@ import {
   Tokenizer,
   type TrainableParts,
 } from "../mod.ts";
-import { CliError, defineCli, runMain, TRAINING_GUARD_FLAGS, UsageError } from "../src/_args.ts";
+import { CliError, defineCli, runMain, TRAINING_GUARD_FLAGS, UsageError } from "../cli/_args.ts";
 
 const CLI = defineCli({
   name: "classify-spam",

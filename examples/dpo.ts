@@ -26,7 +26,7 @@ import {
   trainDPO,
   validatePreferenceRecords,
 } from "../mod.ts";
-import { defineCli, runMain, TRAINING_GUARD_FLAGS } from "../src/_args.ts";
+import { defineCli, runMain, TRAINING_GUARD_FLAGS } from "../cli/_args.ts";
 import { initModel } from "./_init_model.ts";
 
 const CLI = defineCli({

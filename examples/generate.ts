@@ -8,7 +8,7 @@
  *     --max-tokens 60 --temperature 0.8 --top-k 50 --seed 42
  */
 import { generate, type GPT2, loadModel, Tokenizer } from "../mod.ts";
-import { CliError, defineCli, requireFile, runMain } from "../src/_args.ts";
+import { CliError, defineCli, requireFile, runMain } from "../cli/_args.ts";
 
 const DEFAULT_CHECKPOINT = "runs/verdict/model.safetensors";
 const TRAIN_HINT = "train one with `deno task demo`, or pass --weights";

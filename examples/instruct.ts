@@ -29,7 +29,7 @@ import {
   Tokenizer,
   validateInstructionRecords,
 } from "../mod.ts";
-import { CliError, defineCli, runMain, TRAINING_GUARD_FLAGS } from "../src/_args.ts";
+import { CliError, defineCli, runMain, TRAINING_GUARD_FLAGS } from "../cli/_args.ts";
 
 const CLI = defineCli({
   name: "instruct",

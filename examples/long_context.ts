@@ -23,7 +23,7 @@ import {
   tensor,
   tidy,
 } from "../mod.ts";
-import { defineCli, runMain } from "../src/_args.ts";
+import { defineCli, runMain } from "../cli/_args.ts";
 
 const CLI = defineCli({
   name: "long-context",

@@ -21,7 +21,7 @@ import {
   Tokenizer,
   validateInstructionRecords,
 } from "../mod.ts";
-import { defineCli, runMain, UsageError } from "../src/_args.ts";
+import { defineCli, runMain, UsageError } from "../cli/_args.ts";
 import { initModel } from "./_init_model.ts";
 
 const CLI = defineCli({

@@ -33,7 +33,7 @@ import {
   trainValSplit,
   writeFileAtomic,
 } from "../mod.ts";
-import { defineCli, runMain, UsageError } from "../src/_args.ts";
+import { defineCli, runMain, UsageError } from "../cli/_args.ts";
 
 const CLI = defineCli({
   name: "moe-vs-dense",

@@ -26,7 +26,7 @@ import {
   trainValSplit,
   writeFileAtomic,
 } from "../mod.ts";
-import { defineCli, runMain } from "../src/_args.ts";
+import { defineCli, runMain } from "../cli/_args.ts";
 
 const CLI = defineCli({
   name: "muon-vs-adamw",

@@ -1,4 +1,4 @@
-// The shared command-line parser (src/_args.ts): unit tests of every error kind and the help, then
+// The shared command-line parser (cli/_args.ts): unit tests of every error kind and the help, then
 // every example and CLI run as a subprocess with bad flags (none of them trains anything: the
 // errors come before any work).
 import assert from "node:assert/strict";
@@ -13,7 +13,7 @@ import {
   runCli,
   usage,
   UsageError,
-} from "../src/_args.ts";
+} from "../cli/_args.ts";
 
 const SPEC = defineCli({
   name: "toy",
@@ -324,7 +324,7 @@ const PROGRAMS = [
   "examples/long_context.ts",
   "examples/moe_vs_dense.ts",
   "examples/muon_vs_adamw.ts",
-  "src/data/prepare_cli.ts",
+  "cli/prepare.ts",
 ];
 const VERDICT = "examples/data/the-verdict.txt";
 
@@ -401,14 +401,14 @@ Deno.test("the examples exit 2 for bad numbers: negative, beyond 2^53, infinite,
     ["examples/long_context.ts", ["--steps", "2.5"], /--steps must be an integer >= 1/],
     ["examples/moe_vs_dense.ts", ["--top-k", "9"], /--top-k 9 exceeds --experts 8$/],
     ["examples/muon_vs_adamw.ts", ["--muon-lr", "-Infinity"], /--muon-lr must be a finite/],
-    ["src/data/prepare_cli.ts", ["--source", "sotu", "--val", "1"], /--val must be a finite/],
+    ["cli/prepare.ts", ["--source", "sotu", "--val", "1"], /--val must be a finite/],
     [
-      "src/models/gpt2/download_cli.ts",
+      "cli/download.ts",
       ["gpt2", "--timeout", "Infinity"],
       /--timeout must be a finite number > 0/,
     ],
-    ["src/models/gpt2/download_cli.ts", ["gpt3"], /<model> must be one of gpt2, gpt2-medium/],
-    ["src/models/gpt2/download_cli.ts", ["gpt2", "--bogus"], /unknown flag --bogus$/],
+    ["cli/download.ts", ["gpt3"], /<model> must be one of gpt2, gpt2-medium/],
+    ["cli/download.ts", ["gpt2", "--bogus"], /unknown flag --bogus$/],
     ["examples/pretrain.ts", ["--non-finite", "ignore"], /--non-finite must be one of stop, skip/],
   ];
   const results = await Promise.all(cases.map(([p, args]) => run(p, ...args)));
@@ -449,7 +449,7 @@ Deno.test("the examples exit 1 with one line for a missing file or an unusable d
     ],
     ["examples/lora_instruct.ts", ["--weights", VERDICT], /^lora: error: cannot load --weights /],
     [
-      "src/data/prepare_cli.ts",
+      "cli/prepare.ts",
       ["--source", "/nonexistent"],
       /^prepare: error: --source \/nonexistent: /,
     ],

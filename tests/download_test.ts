@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DownloadError, downloadFile, downloadGpt2 } from "../mod.ts";
-import { main as downloadMain } from "../src/models/gpt2/download_cli.ts";
+import { main as downloadMain } from "../cli/download.ts";
 
 const DATA = (() => {
   const out = new Uint8Array(300_000);

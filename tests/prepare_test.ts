@@ -13,7 +13,7 @@ import {
 } from "../mod.ts";
 import { Progress } from "../src/_progress.ts";
 import { wordBoundaryAtOrAfter } from "../src/data/prepare.ts";
-import { main } from "../src/data/prepare_cli.ts";
+import { main } from "../cli/prepare.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 
 // A stand-in tokenizer: one token per UTF-8 byte; 256 is free for the end-of-text token.
@@ -366,7 +366,7 @@ Deno.test("the GPT-2 tokenizer pipeline gives The Verdict 5,145 tokens + 1 EOT",
 });
 
 Deno.test("deno task prepare --help prints usage", async () => {
-  const cli = new URL("../src/data/prepare_cli.ts", import.meta.url).pathname;
+  const cli = new URL("../cli/prepare.ts", import.meta.url).pathname;
   const { code, stdout } = await new Deno.Command(Deno.execPath(), {
     args: ["run", cli, "--help"],
     stdout: "piped",

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { Progress } from "../../_progress.ts";
-import { defineCli, runCli } from "../../_args.ts";
-import { downloadGpt2, GPT2_SOURCES, type Gpt2Name } from "./download.ts";
+import { Progress } from "../src/_progress.ts";
+import { defineCli, runCli } from "./_args.ts";
+import { downloadGpt2, GPT2_SOURCES, type Gpt2Name } from "../src/models/gpt2/download.ts";
 
 const CLI = defineCli({
   name: "download",

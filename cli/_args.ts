@@ -29,8 +29,8 @@
  */
 
 import { parseArgs } from "node:util";
-import type { Device } from "./backend/backend.ts";
-import { defaultDevice, getBackend } from "./backend/registry.ts";
+import type { Device } from "../src/backend/backend.ts";
+import { defaultDevice, getBackend } from "../src/backend/registry.ts";
 
 interface FlagCommon {
   /** One line for the help; `\n` starts a continuation line. */

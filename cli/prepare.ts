@@ -6,11 +6,11 @@
  * @module
  */
 
-import { CliError, defineCli, runCli, UsageError } from "../_args.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { NPM_DATASETS } from "./corpus.ts";
-import { DEFAULT_SHARD_SIZE } from "./shards.ts";
-import { prepareShards } from "./prepare.ts";
+import { CliError, defineCli, runCli, UsageError } from "./_args.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { NPM_DATASETS } from "../src/data/corpus.ts";
+import { DEFAULT_SHARD_SIZE } from "../src/data/shards.ts";
+import { prepareShards } from "../src/data/prepare.ts";
 
 const CLI = defineCli({
   name: "prepare",
