@@ -389,14 +389,11 @@ export {
 
 // ---- LoRA: low-rank adapters on frozen linear layers ----
 export {
-  ADAPTER_FORMAT,
-  ADAPTER_VERSION,
   applyLoRA,
   type ApplyLoRAOptions,
   type LinearLike,
   type LinearShape,
   linearShapes,
-  loadAdapter,
   type LoRAConfig,
   loraLayers,
   LoRALinear,
@@ -404,12 +401,17 @@ export {
   loraParameterCount,
   type LoRAReport,
   mergeLoRA,
-  saveAdapter,
   selectLoRATargets,
   TIED_HEAD,
   unmergeLoRA,
 } from "./src/nn/lora.ts";
 export { gpt2LinearShapes } from "./src/models/gpt2/lora_shapes.ts";
+export {
+  ADAPTER_FORMAT,
+  ADAPTER_VERSION,
+  loadAdapter,
+  saveAdapter,
+} from "./src/train/lora_adapter.ts";
 
 // ---- io: safetensors (streamed, tensor by tensor), atomic writes ----
 export {

@@ -40,11 +40,9 @@ export {
   applyLoRA,
   type ApplyLoRAOptions,
   linearShapes,
-  loadAdapter,
   loraLayers,
   LoRALinear,
   loraParameterCount,
   mergeLoRA,
-  saveAdapter,
   unmergeLoRA,
 } from "./lora.ts";

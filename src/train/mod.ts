@@ -82,3 +82,4 @@ export {
   sequenceLogProbs,
   trainDPO,
 } from "./dpo.ts";
+export { ADAPTER_FORMAT, ADAPTER_VERSION, loadAdapter, saveAdapter } from "./lora_adapter.ts";
