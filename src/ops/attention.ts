@@ -16,7 +16,18 @@ import { matmul } from "./matmul.ts";
 import { contiguous, expand, reshape, transpose } from "./movement.ts";
 import { dropout as dropoutOp, softmax } from "./nn.ts";
 
-/** Options of {@linkcode scaledDotProductAttention} and {@linkcode naiveAttention}. */
+/**
+ * Options of {@linkcode scaledDotProductAttention} and {@linkcode naiveAttention}.
+ *
+ * @example
+ * ```ts
+ * import { scaledDotProductAttention, tensor, zeros } from "@denograd/denograd";
+ * using q = zeros([1, 1, 2, 2]), k = zeros([1, 1, 2, 2]); // equal scores everywhere
+ * using v = tensor([[[[1, 2], [3, 4]]]]); // (B, H, S, D)
+ * using y = scaledDotProductAttention(q, k, v, { causal: true });
+ * console.log(y.toArray()); // [[[[1, 2], [2, 3]]]]: query 0 sees key 0 only, query 1 both
+ * ```
+ */
 export interface AttentionOpOptions {
   /** Hide keys after each query's position: key j is visible to query i iff j <= i + qOffset. */
   causal?: boolean;

@@ -10,7 +10,16 @@ import { normalArray, randintArray, uniformArray } from "../random.ts";
 import { type NestedArray, Tensor } from "../tensor.ts";
 import { checkShape, fmt, numel } from "../_shape.ts";
 
-/** Where and how a new tensor is made. */
+/**
+ * Where and how a new tensor is made.
+ *
+ * @example
+ * ```ts
+ * import { zeros } from "@denograd/denograd";
+ * using w = zeros([2, 2], { dtype: "f32", device: "cpu", requiresGrad: true });
+ * console.log(w.dtype, w.device, w.requiresGrad); // f32 cpu true
+ * ```
+ */
 export interface TensorOptions {
   /** "f32" (default), "i32" or "bf16" (values rounded to nearest even). */
   dtype?: DType;
@@ -20,7 +29,16 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-/** Options of {@linkcode tensor}: a typed array may be given with an explicit shape. */
+/**
+ * Options of {@linkcode tensor}: a typed array may be given with an explicit shape.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@denograd/denograd";
+ * using x = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), { shape: [2, 3] });
+ * console.log(x.toArray()); // [[1, 2, 3], [4, 5, 6]]
+ * ```
+ */
 export interface FromDataOptions extends TensorOptions {
   /** Shape for flat data (default: [data.length]). */
   shape?: readonly number[];
@@ -70,11 +88,15 @@ function hostArray(op: string, dtype: DType, data: ArrayLike<number>): StorageAr
  * A tensor from nested arrays of numbers or a typed array (copied).
  * Nested arrays default to f32; Int32Array (and other integer arrays) to i32.
  *
+ * @param data a number, nested arrays of numbers, or a typed array (read with `opts.shape`)
+ * @param opts dtype, device, requiresGrad, and for flat typed arrays a shape
+ * @returns a new tensor holding a copy of `data`
  * @example
  * ```ts
  * import { tensor } from "@denograd/denograd";
  * const a = tensor([[1, 2, 3], [4, 5, 6]]);               // f32 [2, 3]
  * const ids = tensor(new Int32Array([5, 7]), { shape: [1, 2] }); // i32 [1, 2]
+ * console.log(a.dtype, a.shape, ids.dtype, ids.toArray()); // f32 [2, 3] i32 [[5, 7]]
  * ```
  */
 export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOptions = {}): Tensor {
@@ -127,13 +149,29 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: FromDataOpti
   return make(shape, dtype, opts, hostArray("tensor", dtype, flat));
 }
 
-/** Alias of {@linkcode tensor}. */
+/**
+ * Alias of {@linkcode tensor}.
+ *
+ * @param data a number, nested arrays of numbers, or a typed array
+ * @param opts dtype, device, requiresGrad, and for flat typed arrays a shape
+ * @returns a new tensor holding a copy of `data`
+ * @example
+ * ```ts
+ * import { fromArray } from "@denograd/denograd";
+ * using x = fromArray(new Float32Array([1, 2, 3, 4]), { shape: [2, 2] });
+ * console.log(x.toArray()); // [[1, 2], [3, 4]]
+ * ```
+ */
 export const fromArray: (data: NestedArray | ArrayLike<number>, opts?: FromDataOptions) => Tensor =
   tensor;
 
 /**
  * A tensor of `shape` filled with `value`.
  *
+ * @param shape dimensions of the result
+ * @param value the fill value (an integer in i32's range for i32)
+ * @param opts dtype (default f32), device, requiresGrad
+ * @returns a new tensor of `shape` with every element `value`
  * @example
  * ```ts
  * import { full } from "@denograd/denograd";
@@ -152,7 +190,19 @@ export function full(shape: readonly number[], value: number, opts: TensorOption
   return t;
 }
 
-/** Zeros of `shape`. */
+/**
+ * Zeros of `shape`.
+ *
+ * @param shape dimensions of the result
+ * @param opts dtype (default f32), device, requiresGrad
+ * @returns a new tensor of zeros
+ * @example
+ * ```ts
+ * import { zeros } from "@denograd/denograd";
+ * using z = zeros([2, 3], { dtype: "i32" });
+ * console.log(z.dtype, z.toArray()); // i32 [[0, 0, 0], [0, 0, 0]]
+ * ```
+ */
 export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tensor {
   checkShape("zeros", shape);
   const t = make(shape, opts.dtype ?? "f32", { ...opts, requiresGrad: false });
@@ -161,17 +211,55 @@ export function zeros(shape: readonly number[], opts: TensorOptions = {}): Tenso
   return t;
 }
 
-/** Ones of `shape`. */
+/**
+ * Ones of `shape`.
+ *
+ * @param shape dimensions of the result
+ * @param opts dtype (default f32), device, requiresGrad
+ * @returns a new tensor of ones
+ * @example
+ * ```ts
+ * import { ones } from "@denograd/denograd";
+ * using o = ones([2, 2]);
+ * console.log(o.toArray()); // [[1, 1], [1, 1]]
+ * ```
+ */
 export function ones(shape: readonly number[], opts: TensorOptions = {}): Tensor {
   return full(shape, 1, opts);
 }
 
-/** Zeros with `x`'s shape, dtype and device. */
+/**
+ * Zeros with `x`'s shape, dtype and device.
+ *
+ * @param x the tensor whose shape, dtype and device are copied
+ * @param opts overrides of dtype, device, requiresGrad
+ * @returns a new tensor of zeros shaped like `x`
+ * @example
+ * ```ts
+ * import { tensor, zerosLike } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4]]);
+ * using z = zerosLike(x);
+ * console.log(z.dtype, z.toArray()); // f32 [[0, 0], [0, 0]]
+ * ```
+ */
 export function zerosLike(x: Tensor, opts: TensorOptions = {}): Tensor {
   return zeros(x.shape, { dtype: x.dtype, device: x.device, ...opts });
 }
 
-/** Ones with `x`'s shape, dtype and device. */
+/**
+ * Ones with `x`'s shape, dtype and device.
+ *
+ * @param x the tensor whose shape, dtype and device are copied
+ * @param opts overrides of dtype, device, requiresGrad
+ * @returns a new tensor of ones shaped like `x`
+ * @example
+ * ```ts
+ * import { onesLike, tensor } from "@denograd/denograd";
+ * using ids = tensor([4, 5, 6], { dtype: "i32" });
+ * using o = onesLike(ids);
+ * console.log(o.dtype, o.toArray()); // i32 [1, 1, 1]
+ * ```
+ */
 export function onesLike(x: Tensor, opts: TensorOptions = {}): Tensor {
   return full(x.shape, 1, { dtype: x.dtype, device: x.device, ...opts });
 }
@@ -180,6 +268,11 @@ export function onesLike(x: Tensor, opts: TensorOptions = {}): Tensor {
  * Values from `start` (inclusive) to `end` (exclusive) by `step`; `arange(n)` is 0..n-1.
  * Integer arguments give i32 unless a dtype is given.
  *
+ * @param start the first value, or the end when `end` is omitted (then start is 0)
+ * @param end the bound, not included
+ * @param step the spacing, non-zero (negative counts down)
+ * @param opts dtype (default i32 for integer arguments, else f32), device, requiresGrad
+ * @returns a 1-D tensor of ceil((end - start) / step) values
  * @example
  * ```ts
  * import { arange } from "@denograd/denograd";
@@ -205,19 +298,60 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   return make([n], dtype, opts, host);
 }
 
-/** Uniform random f32 in [0, 1) from the seeded generator. */
+/**
+ * Uniform random f32 in [0, 1) from the seeded generator.
+ *
+ * @param shape dimensions of the result
+ * @param opts device, requiresGrad (the dtype is always f32)
+ * @returns a new f32 tensor of uniform draws
+ * @example
+ * ```ts
+ * import { manualSeed, rand } from "@denograd/denograd";
+ * manualSeed(0);
+ * using u = rand([3]);
+ * console.log(u.toArray()); // [0.3990..., 0.8805..., 0.7357...]
+ * ```
+ */
 export function rand(shape: readonly number[], opts: TensorOptions = {}): Tensor {
   checkShape("rand", shape);
   return make(shape, "f32", opts, uniformArray(numel(shape)));
 }
 
-/** Standard normal random f32 from the seeded generator. */
+/**
+ * Standard normal random f32 from the seeded generator.
+ *
+ * @param shape dimensions of the result
+ * @param opts device, requiresGrad (the dtype is always f32)
+ * @returns a new f32 tensor of draws from N(0, 1)
+ * @example
+ * ```ts
+ * import { manualSeed, randn } from "@denograd/denograd";
+ * manualSeed(0);
+ * using z = randn([2, 2]);
+ * console.log(z.toArray()); // [[0.9911..., -0.9246...], [-0.6176..., -0.4820...]]
+ * ```
+ */
 export function randn(shape: readonly number[], opts: TensorOptions = {}): Tensor {
   checkShape("randn", shape);
   return make(shape, "f32", opts, normalArray(numel(shape)));
 }
 
-/** Uniform random integers in [low, high) (i32) from the seeded generator. */
+/**
+ * Uniform random integers in [low, high) (i32) from the seeded generator.
+ *
+ * @param low the smallest value drawn (an integer)
+ * @param high the bound, not drawn (an integer > low)
+ * @param shape dimensions of the result
+ * @param opts dtype (default i32), device; integer tensors cannot require gradients
+ * @returns a new tensor of integer draws
+ * @example
+ * ```ts
+ * import { manualSeed, randint } from "@denograd/denograd";
+ * manualSeed(0);
+ * using r = randint(0, 10, [5]);
+ * console.log(r.toArray()); // [3, 8, 7, 6, 9]
+ * ```
+ */
 export function randint(
   low: number,
   high: number,

@@ -97,6 +97,9 @@ function unary(
  * Converts `x` to `dtype` (f32 -> i32 truncates toward zero; to bf16 rounds to nearest even).
  * Returns a new tensor. Between f32 and bf16 the gradient flows back, cast to the input's dtype.
  *
+ * @param x the input tensor
+ * @param dtype the target dtype: "f32", "i32" or "bf16"
+ * @returns a new tensor of x's shape in `dtype`
  * @example
  * ```ts
  * import { tensor } from "@denograd/denograd";
@@ -119,6 +122,9 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 /**
  * `a + b` with broadcasting; `b` may be a number.
  *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns a new tensor of the broadcast shape (i32 when both are i32, else f32)
  * @example
  * ```ts
  * import { add, tensor } from "@denograd/denograd";
@@ -129,17 +135,58 @@ export function add(a: Tensor, b: Operand): Tensor {
   return binary("add", "add", a, b, (g) => [g, g]);
 }
 
-/** `a - b` with broadcasting. */
+/**
+ * `a - b` with broadcasting; `b` may be a number.
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns a new tensor of the broadcast shape (i32 when both are i32, else f32)
+ * @example
+ * ```ts
+ * import { sub, tensor } from "@denograd/denograd";
+ * using a = tensor([[5, 7], [9, 11]]);
+ * using b = tensor([1, 2]);
+ * using d = sub(a, b);
+ * console.log(d.toArray()); // [[4, 5], [8, 9]]
+ * ```
+ */
 export function sub(a: Tensor, b: Operand): Tensor {
   return binary("sub", "sub", a, b, (g) => [g, neg(g)]);
 }
 
-/** `a * b` with broadcasting. */
+/**
+ * `a * b` with broadcasting; `b` may be a number.
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns a new tensor of the broadcast shape (i32 when both are i32, else f32)
+ * @example
+ * ```ts
+ * import { mul, tensor } from "@denograd/denograd";
+ * using a = tensor([1, 2, 3]);
+ * using b = tensor([[1], [10]]);
+ * using p = mul(a, b);
+ * console.log(p.toArray()); // [[1, 2, 3], [10, 20, 30]]
+ * ```
+ */
 export function mul(a: Tensor, b: Operand): Tensor {
   return binary("mul", "mul", a, b, (g, a, b) => [mul(g, b), mul(g, a)]);
 }
 
-/** `a / b` (true division, always f32). */
+/**
+ * `a / b` (true division, always f32) with broadcasting; `b` may be a number.
+ *
+ * @param a the dividend
+ * @param b the divisor: a tensor or a number
+ * @returns a new f32 tensor of the broadcast shape
+ * @example
+ * ```ts
+ * import { div, tensor } from "@denograd/denograd";
+ * using a = tensor([1, 2, 3], { dtype: "i32" });
+ * using q = div(a, 4);
+ * console.log(q.dtype, q.toArray()); // f32 [0.25, 0.5, 0.75]
+ * ```
+ */
 export function div(a: Tensor, b: Operand): Tensor {
   return binary("div", "div", a, b, (g, _a, b, out) => {
     const ga = div(g, b);
@@ -150,7 +197,23 @@ export function div(a: Tensor, b: Operand): Tensor {
   }, true);
 }
 
-/** `a ** b` (f32). The gradient w.r.t. `b` uses log(a), so it is NaN where a <= 0. */
+/**
+ * `a ** b` (f32) with broadcasting. The gradient w.r.t. `b` uses log(a), so it is NaN where
+ * a <= 0.
+ *
+ * @param a the base
+ * @param b the exponent: a tensor or a number
+ * @returns a new f32 tensor of the broadcast shape
+ * @example
+ * ```ts
+ * import { pow, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3], { requiresGrad: true });
+ * using y = pow(x, 2);
+ * using s = y.sum();
+ * s.backward();
+ * console.log(y.toArray(), x.grad!.toArray()); // [1, 4, 9] [2, 4, 6]
+ * ```
+ */
 export function pow(a: Tensor, b: Operand): Tensor {
   return binary("pow", "pow", a, b, (g, a, b, out) => {
     // d/da = b * a^(b-1) = b * out / a is unsafe at a = 0, so use a^(b-1) directly.
@@ -166,12 +229,41 @@ export function pow(a: Tensor, b: Operand): Tensor {
   }, true);
 }
 
-/** Elementwise maximum; at ties the gradient is split evenly, as in PyTorch. */
+/**
+ * Elementwise maximum with broadcasting; at ties the gradient is split evenly, as in PyTorch.
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns a new tensor of the broadcast shape
+ * @example
+ * ```ts
+ * import { maximum, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 3, 5], { requiresGrad: true });
+ * using m = maximum(x, 3);
+ * using s = m.sum();
+ * s.backward();
+ * console.log(m.toArray(), x.grad!.toArray()); // [3, 3, 5] [0, 0.5, 1]
+ * ```
+ */
 export function maximum(a: Tensor, b: Operand): Tensor {
   return binary("maximum", "maximum", a, b, (g, a, b) => tieSplit(g, a, b, "gt"));
 }
 
-/** Elementwise minimum; at ties the gradient is split evenly. */
+/**
+ * Elementwise minimum with broadcasting; at ties the gradient is split evenly.
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns a new tensor of the broadcast shape
+ * @example
+ * ```ts
+ * import { minimum, tensor } from "@denograd/denograd";
+ * using a = tensor([1, 5, 3]);
+ * using b = tensor([4, 2, 3]);
+ * using m = minimum(a, b);
+ * console.log(m.toArray()); // [1, 2, 3]
+ * ```
+ */
 export function minimum(a: Tensor, b: Operand): Tensor {
   return binary("minimum", "minimum", a, b, (g, a, b) => tieSplit(g, a, b, "lt"));
 }
@@ -190,22 +282,70 @@ function tieSplit(g: Tensor, a: Tensor, b: Tensor, win: "gt" | "lt"): [Tensor, T
 
 // ---- unary math ----
 
-/** `-x`. */
+/**
+ * `-x`, elementwise (keeps i32 as i32).
+ *
+ * @param x the input tensor
+ * @returns a new tensor of x's shape (i32 stays i32, other dtypes give f32)
+ * @example
+ * ```ts
+ * import { neg, tensor } from "@denograd/denograd";
+ * using x = tensor([1, -2]);
+ * using y = neg(x);
+ * console.log(y.toArray()); // [-1, 2]
+ * ```
+ */
 export function neg(x: Tensor): Tensor {
   return unary("neg", "neg", x, (g) => neg(g), false);
 }
 
-/** e^x. */
+/**
+ * e^x, elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { exp, tensor } from "@denograd/denograd";
+ * using x = tensor([0, 1, 2]);
+ * using y = exp(x);
+ * console.log(y.toArray()); // [1, 2.718..., 7.389...]
+ * ```
+ */
 export function exp(x: Tensor): Tensor {
   return unary("exp", "exp", x, (g, _x, out) => mul(g, out));
 }
 
-/** Natural logarithm. */
+/**
+ * Natural logarithm, elementwise (f32; -Infinity at 0, NaN below).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { log, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 10, 100]);
+ * using y = log(x);
+ * console.log(y.toArray()); // [0, 2.302..., 4.605...]
+ * ```
+ */
 export function log(x: Tensor): Tensor {
   return unary("log", "log", x, (g, x) => div(g, x));
 }
 
-/** Square root. */
+/**
+ * Square root, elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { sqrt, tensor } from "@denograd/denograd";
+ * using x = tensor([4, 9, 2]);
+ * using y = sqrt(x);
+ * console.log(y.toArray()); // [2, 3, 1.414...]
+ * ```
+ */
 export function sqrt(x: Tensor): Tensor {
   return unary("sqrt", "sqrt", x, (g, _x, out) => {
     const t = mul(out, 2);
@@ -215,7 +355,19 @@ export function sqrt(x: Tensor): Tensor {
   });
 }
 
-/** 1/sqrt(x). */
+/**
+ * 1/sqrt(x), elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { rsqrt, tensor } from "@denograd/denograd";
+ * using x = tensor([4, 16, 0.25]);
+ * using y = rsqrt(x);
+ * console.log(y.toArray()); // [0.5, 0.25, 2]
+ * ```
+ */
 export function rsqrt(x: Tensor): Tensor {
   return unary("rsqrt", "rsqrt", x, (g, _x, out) => {
     const t = pow(out, 3);
@@ -227,7 +379,19 @@ export function rsqrt(x: Tensor): Tensor {
   });
 }
 
-/** |x|; its gradient at 0 is 0. */
+/**
+ * |x|; its gradient at 0 is 0.
+ *
+ * @param x the input tensor
+ * @returns a new tensor of x's shape (i32 stays i32, other dtypes give f32)
+ * @example
+ * ```ts
+ * import { abs, tensor } from "@denograd/denograd";
+ * using x = tensor([-1.5, 0, 2]);
+ * using y = abs(x);
+ * console.log(y.toArray()); // [1.5, 0, 2]
+ * ```
+ */
 export function abs(x: Tensor): Tensor {
   return unary("abs", "abs", x, (g, x) => {
     const s = runUnary("sign", x);
@@ -237,7 +401,19 @@ export function abs(x: Tensor): Tensor {
   }, false);
 }
 
-/** Hyperbolic tangent. */
+/**
+ * Hyperbolic tangent, elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { tanh, tensor } from "@denograd/denograd";
+ * using x = tensor([-1, 0, 1]);
+ * using y = tanh(x);
+ * console.log(y.toArray()); // [-0.7615..., 0, 0.7615...]
+ * ```
+ */
 export function tanh(x: Tensor): Tensor {
   return unary("tanh", "tanh", x, (g, _x, out) => {
     const sq = mul(out, out);
@@ -249,7 +425,19 @@ export function tanh(x: Tensor): Tensor {
   });
 }
 
-/** Logistic sigmoid 1/(1+e^-x). */
+/**
+ * Logistic sigmoid 1/(1+e^-x), elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { sigmoid, tensor } from "@denograd/denograd";
+ * using x = tensor([-2, 0, 2]);
+ * using y = sigmoid(x);
+ * console.log(y.toArray()); // [0.1192..., 0.5, 0.8807...]
+ * ```
+ */
 export function sigmoid(x: Tensor): Tensor {
   return unary("sigmoid", "sigmoid", x, (g, _x, out) => {
     const om = oneMinus(out);
@@ -261,17 +449,53 @@ export function sigmoid(x: Tensor): Tensor {
   });
 }
 
-/** max(x, 0). */
+/**
+ * max(x, 0), elementwise.
+ *
+ * @param x the input tensor
+ * @returns a new tensor of x's shape (i32 stays i32, other dtypes give f32)
+ * @example
+ * ```ts
+ * import { relu, tensor } from "@denograd/denograd";
+ * using x = tensor([-1, 0, 2]);
+ * using y = relu(x);
+ * console.log(y.toArray()); // [0, 0, 2]
+ * ```
+ */
 export function relu(x: Tensor): Tensor {
   return unary("relu", "relu", x, (g, x) => runBinary("relu_backward", x, g, "relu"), false);
 }
 
-/** GELU with the tanh approximation, as GPT-2 uses. */
+/**
+ * GELU with the tanh approximation, as GPT-2 uses (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { gelu, tensor } from "@denograd/denograd";
+ * using x = tensor([-1, 0, 1]);
+ * using y = gelu(x);
+ * console.log(y.toArray()); // [-0.1588..., 0, 0.8411...]
+ * ```
+ */
 export function gelu(x: Tensor): Tensor {
   return unary("gelu", "gelu", x, (g, x) => runBinary("gelu_backward", x, g, "gelu"));
 }
 
-/** SiLU (swish): x * sigmoid(x). */
+/**
+ * SiLU (swish): x * sigmoid(x), elementwise (f32).
+ *
+ * @param x the input tensor
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { silu, tensor } from "@denograd/denograd";
+ * using x = tensor([-1, 0, 1]);
+ * using y = silu(x);
+ * console.log(y.toArray()); // [-0.2689..., 0, 0.7310...]
+ * ```
+ */
 export function silu(x: Tensor): Tensor {
   return unary("silu", "silu", x, (g, x) => {
     const s = runUnary("sigmoid", x);
@@ -302,27 +526,105 @@ function compare(name: string, op: BinaryOp, a: Tensor, b: Operand): Tensor {
   return out;
 }
 
-/** `a == b` as i32 0/1. */
+/**
+ * `a == b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a == b` holds, else 0
+ * @example
+ * ```ts
+ * import { eq, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = eq(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [0, 1, 0]
+ * ```
+ */
 export function eq(a: Tensor, b: Operand): Tensor {
   return compare("eq", "eq", a, b);
 }
-/** `a != b` as i32 0/1. */
+/**
+ * `a != b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a != b` holds, else 0
+ * @example
+ * ```ts
+ * import { ne, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = ne(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [1, 0, 1]
+ * ```
+ */
 export function ne(a: Tensor, b: Operand): Tensor {
   return compare("ne", "ne", a, b);
 }
-/** `a < b` as i32 0/1. */
+/**
+ * `a < b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a < b` holds, else 0
+ * @example
+ * ```ts
+ * import { lt, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = lt(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [1, 0, 0]
+ * ```
+ */
 export function lt(a: Tensor, b: Operand): Tensor {
   return compare("lt", "lt", a, b);
 }
-/** `a <= b` as i32 0/1. */
+/**
+ * `a <= b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a <= b` holds, else 0
+ * @example
+ * ```ts
+ * import { le, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = le(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [1, 1, 0]
+ * ```
+ */
 export function le(a: Tensor, b: Operand): Tensor {
   return compare("le", "le", a, b);
 }
-/** `a > b` as i32 0/1. */
+/**
+ * `a > b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a > b` holds, else 0
+ * @example
+ * ```ts
+ * import { gt, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = gt(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [0, 0, 1]
+ * ```
+ */
 export function gt(a: Tensor, b: Operand): Tensor {
   return compare("gt", "gt", a, b);
 }
-/** `a >= b` as i32 0/1. */
+/**
+ * `a >= b` as i32 0/1, with broadcasting (no gradient).
+ *
+ * @param a the left operand
+ * @param b the right operand: a tensor or a number
+ * @returns an i32 tensor of the broadcast shape, 1 where `a >= b` holds, else 0
+ * @example
+ * ```ts
+ * import { ge, tensor } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using m = ge(x, 2);
+ * console.log(m.dtype, m.toArray()); // i32 [0, 1, 1]
+ * ```
+ */
 export function ge(a: Tensor, b: Operand): Tensor {
   return compare("ge", "ge", a, b);
 }
@@ -332,6 +634,10 @@ export function ge(a: Tensor, b: Operand): Tensor {
 /**
  * `a` where `cond` is non-zero, else `b`; all three broadcast together.
  *
+ * @param cond the condition (any dtype; non-zero selects `a`)
+ * @param a the value where `cond` holds: a tensor or a number
+ * @param b the value elsewhere: a tensor or a number
+ * @returns a new tensor of the broadcast shape; gradients flow to `a` and `b`
  * @example
  * ```ts
  * import { tensor, where } from "@denograd/denograd";
@@ -377,11 +683,16 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 /**
  * `value` where `mask` is non-zero, else `x` (mask broadcasts to x).
  *
+ * @param x the input tensor
+ * @param mask non-zero where `value` goes; broadcastable to x's shape
+ * @param value the fill value, e.g. -Infinity to hide attention scores
+ * @returns a new tensor of x's shape
  * @example
  * ```ts
  * import { ones } from "@denograd/denograd";
  * const scores = ones([3, 3]);
  * const causal = scores.maskedFill(ones([3, 3]).triu(1), -Infinity);
+ * console.log(causal.toArray()); // [[1, -Infinity, -Infinity], [1, 1, -Infinity], [1, 1, 1]]
  * ```
  */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
@@ -422,12 +733,38 @@ function iota(shape: number[], like: Tensor): Tensor {
   return t;
 }
 
-/** Lower triangle of the last two dims: zeros where col - row > k. */
+/**
+ * Lower triangle of the last two dims: zeros where col - row > k.
+ *
+ * @param x the input tensor, at least 2-D
+ * @param k the diagonal: 0 is the main one, positive is above it, negative below
+ * @returns a new tensor of x's shape
+ * @example
+ * ```ts
+ * import { ones, tril } from "@denograd/denograd";
+ * using x = ones([3, 3]);
+ * using l = tril(x);
+ * console.log(l.toArray()); // [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+ * ```
+ */
 export function tril(x: Tensor, k = 0): Tensor {
   return triangle("tril", x, k, true);
 }
 
-/** Upper triangle of the last two dims: zeros where col - row < k. */
+/**
+ * Upper triangle of the last two dims: zeros where col - row < k.
+ *
+ * @param x the input tensor, at least 2-D
+ * @param k the diagonal: 0 is the main one, positive is above it, negative below
+ * @returns a new tensor of x's shape
+ * @example
+ * ```ts
+ * import { ones, triu } from "@denograd/denograd";
+ * using x = ones([3, 3]);
+ * using u = triu(x, 1); // the causal mask: 1 above the diagonal
+ * console.log(u.toArray()); // [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
+ * ```
+ */
 export function triu(x: Tensor, k = 0): Tensor {
   return triangle("triu", x, k, false);
 }

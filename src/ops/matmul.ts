@@ -56,6 +56,9 @@ function matmulInputs(
  * Matrix product with PyTorch semantics: 1-D operands are promoted to a row/column and the added
  * dim removed; batch dims (all but the last two) broadcast.
  *
+ * @param a the left operand (..., M, K), or a K vector
+ * @param b the right operand (..., K, N), or a K vector; the same float dtype as `a`
+ * @returns a new tensor (...batch, M, N), without the dims a vector operand added
  * @example
  * ```ts
  * import { matmul, randn } from "@denograd/denograd";
@@ -145,6 +148,10 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
 /**
  * `x @ weight^T + bias`, PyTorch's layout: weight is (out_features, in_features).
  *
+ * @param x the input (..., in_features)
+ * @param weight (out_features, in_features)
+ * @param bias (out_features), or null / omitted for none
+ * @returns a new tensor (..., out_features)
  * @example
  * ```ts
  * import { linear, randn } from "@denograd/denograd";

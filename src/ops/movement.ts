@@ -27,7 +27,20 @@ function copyInto(src: Tensor, dst: View): void {
   src.backend.unary("copy", src._view(), dst);
 }
 
-/** A contiguous copy of `x` (differentiable). */
+/**
+ * A contiguous copy of `x` (differentiable).
+ *
+ * @param x the input tensor
+ * @returns a new contiguous tensor with its own storage
+ * @example
+ * ```ts
+ * import { clone, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4]]);
+ * using t = x.transpose(0, 1); // a strided view
+ * using c = clone(t);
+ * console.log(t.isContiguous, c.isContiguous, c.toArray()); // false true [[1, 3], [2, 4]]
+ * ```
+ */
 export function clone(x: Tensor): Tensor {
   checkTensor("clone", x);
   const out = empty(x.shape, x.dtype, x);
@@ -38,6 +51,19 @@ export function clone(x: Tensor): Tensor {
 /**
  * `x` itself when already contiguous (like PyTorch), else a contiguous copy. Check
  * `result !== x` before disposing the result, or you dispose `x`.
+ *
+ * @param x the input tensor
+ * @returns `x`, or a new contiguous copy of it
+ * @example
+ * ```ts
+ * import { contiguous, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4]]);
+ * console.log(contiguous(x) === x); // true: already contiguous
+ * using t = x.transpose(0, 1);
+ * const c = contiguous(t);
+ * console.log(c === t, c.toArray()); // false [[1, 3], [2, 4]]
+ * if (c !== t) c.dispose();
+ * ```
  */
 export function contiguous(x: Tensor): Tensor {
   checkTensor("contiguous", x);
@@ -47,6 +73,9 @@ export function contiguous(x: Tensor): Tensor {
 /**
  * Views `x` with a new shape (one dim may be -1), copying only if the strides demand it.
  *
+ * @param x the input tensor
+ * @param shape the new shape, with as many elements as x (one entry may be -1: inferred)
+ * @returns a view of x, or a copy when x's strides do not allow one
  * @example
  * ```ts
  * import { arange } from "@denograd/denograd";
@@ -64,7 +93,21 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** Like {@linkcode reshape} but never copies: throws when the strides do not allow a view. */
+/**
+ * Like {@linkcode reshape} but never copies: throws when the strides do not allow a view.
+ *
+ * @param x the input tensor
+ * @param shape the new shape, with as many elements as x (one entry may be -1: inferred)
+ * @returns a view of x sharing its storage
+ * @throws {RangeError} when x's strides cannot be viewed as `shape` (use reshape)
+ * @example
+ * ```ts
+ * import { arange, view } from "@denograd/denograd";
+ * using x = arange(6);
+ * using v = view(x, [3, 2]);
+ * console.log(v.toArray()); // [[0, 1], [2, 3], [4, 5]]
+ * ```
+ */
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   checkTensor("view", x);
   const target = inferShape("view", shape, x.size, x.shape);
@@ -79,7 +122,21 @@ export function view(x: Tensor, shape: readonly number[]): Tensor {
   return viewOf("view", x, target, strides, x.offset, (g) => reshape(g, x.shape));
 }
 
-/** Collapses dims `start..end` (inclusive) into one. */
+/**
+ * Collapses dims `start..end` (inclusive) into one.
+ *
+ * @param x the input tensor
+ * @param start the first dim to collapse (negative counts from the end)
+ * @param end the last dim to collapse, inclusive (default -1: the last)
+ * @returns x reshaped (a view when the strides allow one)
+ * @example
+ * ```ts
+ * import { flatten, zeros } from "@denograd/denograd";
+ * using x = zeros([2, 3, 4]);
+ * using f = flatten(x, 1);
+ * console.log(f.shape); // [2, 12]
+ * ```
+ */
 export function flatten(x: Tensor, start = 0, end = -1): Tensor {
   checkTensor("flatten", x);
   if (x.ndim === 0) return reshape(x, [1]);
@@ -90,7 +147,20 @@ export function flatten(x: Tensor, start = 0, end = -1): Tensor {
   return reshape(x, shape);
 }
 
-/** Reorders dims: `out.shape[i] = x.shape[dims[i]]` (a view). */
+/**
+ * Reorders dims: `out.shape[i] = x.shape[dims[i]]` (a view).
+ *
+ * @param x the input tensor
+ * @param dims a permutation of x's dims (negative counts from the end)
+ * @returns a view of x with its dims reordered
+ * @example
+ * ```ts
+ * import { permute, zeros } from "@denograd/denograd";
+ * using x = zeros([2, 3, 4]);
+ * using p = permute(x, [2, 0, 1]);
+ * console.log(p.shape); // [4, 2, 3]
+ * ```
+ */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   checkTensor("permute", x);
   if (!Array.isArray(dims) || dims.length !== x.ndim) {
@@ -114,7 +184,21 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   );
 }
 
-/** Swaps two dims (a view). */
+/**
+ * Swaps two dims (a view).
+ *
+ * @param x the input tensor
+ * @param dim0 one dim (negative counts from the end)
+ * @param dim1 the other dim
+ * @returns a view of x with `dim0` and `dim1` swapped
+ * @example
+ * ```ts
+ * import { tensor, transpose } from "@denograd/denograd";
+ * using x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * using t = transpose(x, 0, 1);
+ * console.log(t.toArray()); // [[1, 4], [2, 5], [3, 6]]
+ * ```
+ */
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   checkTensor("transpose", x);
   if (x.ndim === 0) return viewOf("transpose", x, [], [], x.offset, (g) => g);
@@ -129,6 +213,12 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
 /**
  * Python-style slice `start:end:step` of one dim (negative indices count from the end); a view.
  *
+ * @param x the input tensor
+ * @param dim the dim to slice
+ * @param start the first index (default 0; clamped to the dim)
+ * @param end the bound, not included (default: the dim's size; clamped)
+ * @param step a positive stride (default 1)
+ * @returns a view of x
  * @example
  * ```ts
  * import { arange } from "@denograd/denograd";
@@ -168,7 +258,22 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   });
 }
 
-/** `length` entries of `dim` starting at `start` (a view). */
+/**
+ * `length` entries of `dim` starting at `start` (a view).
+ *
+ * @param x the input tensor
+ * @param dim the dim to narrow
+ * @param start the first index (negative counts from the end)
+ * @param length how many entries to keep; start + length must fit in the dim
+ * @returns a view of x
+ * @example
+ * ```ts
+ * import { arange, narrow } from "@denograd/denograd";
+ * using x = arange(10);
+ * using n = narrow(x, 0, 2, 3);
+ * console.log(n.toArray()); // [2, 3, 4]
+ * ```
+ */
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
   checkTensor("narrow", x);
   const d = normAxis("narrow", dim, x.ndim, x.shape);
@@ -184,7 +289,22 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   return slice(x, d, s, s + length);
 }
 
-/** Splits `dim` into pieces of size `sizeOrSizes` (the last may be smaller) or of the listed sizes. */
+/**
+ * Splits `dim` into pieces of size `sizeOrSizes` (the last may be smaller) or of the listed sizes.
+ *
+ * @param x the input tensor
+ * @param sizeOrSizes the size of every piece, or a list of sizes that sum to the dim
+ * @param dim the dim to split (default 0)
+ * @returns views of x, in order
+ * @example
+ * ```ts
+ * import { arange, split } from "@denograd/denograd";
+ * using x = arange(5);
+ * const parts = split(x, 2);
+ * console.log(parts.map((p) => p.toArray())); // [[0, 1], [2, 3], [4]]
+ * for (const p of parts) p.dispose();
+ * ```
+ */
 export function split(x: Tensor, sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
   checkTensor("split", x);
   const d = normAxis("split", dim, x.ndim, x.shape);
@@ -216,7 +336,22 @@ export function split(x: Tensor, sizeOrSizes: number | readonly number[], dim = 
   });
 }
 
-/** Splits `dim` into `chunks` pieces of size ceil(n / chunks) (fewer if n is small). */
+/**
+ * Splits `dim` into `chunks` pieces of size ceil(n / chunks) (fewer if n is small).
+ *
+ * @param x the input tensor
+ * @param chunks how many pieces to aim for (a positive integer)
+ * @param dim the dim to split (default 0)
+ * @returns views of x, in order
+ * @example
+ * ```ts
+ * import { arange, chunk } from "@denograd/denograd";
+ * using x = arange(6);
+ * const parts = chunk(x, 4); // pieces of ceil(6 / 4) = 2: only 3 of them
+ * console.log(parts.map((p) => p.toArray())); // [[0, 1], [2, 3], [4, 5]]
+ * for (const p of parts) p.dispose();
+ * ```
+ */
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
   checkTensor("chunk", x);
   if (!Number.isInteger(chunks) || chunks < 1) {
@@ -226,7 +361,20 @@ export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
   return split(x, Math.max(Math.ceil(x.shape[d] / chunks), 1), d);
 }
 
-/** Broadcasts size-1 dims to `shape` (-1 keeps a dim; new leading dims allowed); a view. */
+/**
+ * Broadcasts size-1 dims to `shape` (-1 keeps a dim; new leading dims allowed); a view.
+ *
+ * @param x the input tensor
+ * @param shape the target shape: each size-1 dim of x may grow, -1 keeps x's size
+ * @returns a view of x with stride 0 along the expanded dims (no copy)
+ * @example
+ * ```ts
+ * import { expand, tensor } from "@denograd/denograd";
+ * using x = tensor([[1], [2]]);
+ * using e = expand(x, [2, 3]);
+ * console.log(e.toArray()); // [[1, 1, 1], [2, 2, 2]]
+ * ```
+ */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   checkTensor("expand", x);
   const lead = shape.length - x.ndim;
@@ -247,7 +395,21 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   return viewOf("expand", x, target, strides, x.offset, (g) => sumTo(g, x.shape));
 }
 
-/** Removes size-1 dims: all of them, or only `dim` (a no-op if that dim is not 1). */
+/**
+ * Removes size-1 dims: all of them, or only `dim` (a no-op if that dim is not 1).
+ *
+ * @param x the input tensor
+ * @param dim the one dim to remove (negative counts from the end); all size-1 dims if omitted
+ * @returns a view of x
+ * @example
+ * ```ts
+ * import { squeeze, zeros } from "@denograd/denograd";
+ * using x = zeros([1, 3, 1]);
+ * using all = squeeze(x);
+ * using last = squeeze(x, -1);
+ * console.log(all.shape, last.shape); // [3] [1, 3]
+ * ```
+ */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   checkTensor("squeeze", x);
   const keep = dim === undefined ? x.shape.map((s) => s !== 1) : (() => {
@@ -264,7 +426,21 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
   );
 }
 
-/** Inserts a size-1 dim at `dim` (negative counts from the end of the result). */
+/**
+ * Inserts a size-1 dim at `dim` (negative counts from the end of the result).
+ *
+ * @param x the input tensor
+ * @param dim where the new dim goes in the result
+ * @returns a view of x with one more dim
+ * @example
+ * ```ts
+ * import { tensor, unsqueeze } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3]);
+ * using row = unsqueeze(x, 0);
+ * using col = unsqueeze(x, -1);
+ * console.log(row.shape, col.shape); // [1, 3] [3, 1]
+ * ```
+ */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   checkTensor("unsqueeze", x);
   const d = normAxis("unsqueeze", dim, x.ndim + 1, x.shape);
@@ -278,6 +454,9 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 /**
  * Concatenates tensors along an existing dim.
  *
+ * @param tensors one or more tensors of one dtype and device, equal outside `dim`
+ * @param dim the dim to join along (default 0)
+ * @returns a new tensor; gradients flow back to every input
  * @example
  * ```ts
  * import { cat, ones, zeros } from "@denograd/denograd";
@@ -317,7 +496,21 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   return attach(out, "cat", tensors, (g) => split(g, tensors.map((t) => t.shape[d]), d));
 }
 
-/** Stacks equal-shaped tensors along a new dim. */
+/**
+ * Stacks equal-shaped tensors along a new dim.
+ *
+ * @param tensors one or more tensors of one shape, dtype and device
+ * @param dim where the new dim goes in the result (default 0)
+ * @returns a new tensor with one more dim, of size tensors.length
+ * @example
+ * ```ts
+ * import { stack, tensor } from "@denograd/denograd";
+ * using a = tensor([1, 2]);
+ * using b = tensor([3, 4]);
+ * using s = stack([a, b], 1);
+ * console.log(s.toArray()); // [[1, 3], [2, 4]]
+ * ```
+ */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) {
     throw new RangeError("stack: expected a non-empty array of tensors");
@@ -335,7 +528,22 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   return out;
 }
 
-/** Entries of `dim` picked by a 1-D i32 `index`. */
+/**
+ * Entries of `dim` picked by a 1-D i32 `index`.
+ *
+ * @param x the input tensor
+ * @param dim the dim to pick along
+ * @param index a 1-D i32 tensor of indices into `dim` (repeats allowed)
+ * @returns a new tensor like x with `dim` of size index.shape[0]; the gradient scatter-adds back
+ * @example
+ * ```ts
+ * import { indexSelect, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4], [5, 6]]);
+ * using rows = tensor([2, 0], { dtype: "i32" });
+ * using picked = indexSelect(x, 0, rows);
+ * console.log(picked.toArray()); // [[5, 6], [1, 2]]
+ * ```
+ */
 export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   checkTensor("indexSelect", x);
   checkTensor("indexSelect", index, "index");
@@ -373,7 +581,22 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   }, [indexSaved]);
 }
 
-/** torch.gather: `out[i][j] = x[index[i][j]][j]` for dim 0, and so on. */
+/**
+ * torch.gather: `out[i][j] = x[index[i][j]][j]` for dim 0, and so on.
+ *
+ * @param x the input tensor
+ * @param dim the dim that `index` indexes
+ * @param index an i32 tensor with x's number of dims (no larger than x outside `dim`)
+ * @returns a new tensor of index's shape; the gradient scatter-adds back
+ * @example
+ * ```ts
+ * import { gather, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * using index = tensor([[2, 0], [1, 1]], { dtype: "i32" });
+ * using g = gather(x, 1, index);
+ * console.log(g.toArray()); // [[3, 1], [5, 5]]
+ * ```
+ */
 export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   checkTensor("gather", x);
   checkTensor("gather", index, "index");

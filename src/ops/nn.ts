@@ -68,6 +68,9 @@ function softmaxImpl(name: string, x: Tensor, dim: number, log: boolean): Tensor
 /**
  * Softmax along `dim` (numerically stable).
  *
+ * @param x the input tensor (f32, or bf16 computed in f32)
+ * @param dim the dim that sums to 1 (default -1: the last)
+ * @returns a new f32 tensor of x's shape
  * @example
  * ```ts
  * import { softmax, tensor } from "@denograd/denograd";
@@ -78,7 +81,20 @@ export function softmax(x: Tensor, dim = -1): Tensor {
   return softmaxImpl("softmax", x, dim, false);
 }
 
-/** log(softmax(x)) along `dim`, computed without forming softmax. */
+/**
+ * log(softmax(x)) along `dim`, computed without forming softmax.
+ *
+ * @param x the input tensor (f32, or bf16 computed in f32)
+ * @param dim the dim to normalise over (default -1: the last)
+ * @returns a new f32 tensor of x's shape
+ * @example
+ * ```ts
+ * import { logSoftmax, tensor } from "@denograd/denograd";
+ * using x = tensor([0, Math.log(3)]);
+ * using l = logSoftmax(x);
+ * console.log(l.toArray()); // [-1.3862..., -0.2876...] (log 0.25, log 0.75)
+ * ```
+ */
 export function logSoftmax(x: Tensor, dim = -1): Tensor {
   return softmaxImpl("logSoftmax", x, dim, true);
 }
@@ -87,10 +103,19 @@ export function logSoftmax(x: Tensor, dim = -1): Tensor {
  * Layer normalisation over the trailing `normalizedShape` dims, with optional affine weight and
  * bias of that shape. Uses the biased variance, as PyTorch does.
  *
+ * @param x the input tensor (f32, or bf16 computed in f32)
+ * @param normalizedShape the trailing dims of x to normalise over
+ * @param weight scale of shape `normalizedShape`, or null / omitted for none
+ * @param bias shift of shape `normalizedShape`, or null / omitted for none
+ * @param eps added to the variance before the square root (default 1e-5)
+ * @returns a new f32 tensor of x's shape
  * @example
  * ```ts
- * import { layerNorm, ones, randn, zeros } from "@denograd/denograd";
- * const y = layerNorm(randn([2, 4, 8]), [8], ones([8]), zeros([8]));
+ * import { layerNorm, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2, 3], [10, 10, 40]]);
+ * using w = tensor([1, 1, 2]), b = tensor([0, 0, 1]);
+ * using y = layerNorm(x, [3], w, b);
+ * console.log(y.toArray()); // [[-1.2247..., 0, 3.4494...], [-0.7071..., -0.7071..., 3.8284...]]
  * ```
  */
 export function layerNorm(
@@ -169,6 +194,9 @@ export function layerNorm(
 /**
  * Rows of `weight` (V, C) picked by integer `ids` of any shape: the result is (...ids.shape, C).
  *
+ * @param ids i32 token ids in [0, V), any shape
+ * @param weight the f32 table (V, C)
+ * @returns a new f32 tensor (...ids.shape, C); the gradient scatter-adds into weight's rows
  * @example
  * ```ts
  * import { embedding, randn, tensor } from "@denograd/denograd";
@@ -203,7 +231,18 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   }, [idSaved]);
 }
 
-/** Options of {@linkcode crossEntropy}. */
+/**
+ * Options of {@linkcode crossEntropy}.
+ *
+ * @example
+ * ```ts
+ * import { crossEntropy, tensor } from "@denograd/denograd";
+ * using logits = tensor([[2, 0, 0], [0, 0, 0]]);
+ * using targets = tensor([0, -100], { dtype: "i32" }); // the second target is ignored
+ * using losses = crossEntropy(logits, targets, { reduction: "none" });
+ * console.log(losses.toArray()); // [0.2395..., 0]
+ * ```
+ */
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (no loss, no gradient, not counted). Default -100. */
   ignoreIndex?: number;
@@ -216,6 +255,10 @@ export interface CrossEntropyOptions {
  * (for 2-D inputs this is PyTorch's `F.cross_entropy`). Fused: softmax, log and the gather run in
  * one kernel, and the backward is softmax - onehot.
  *
+ * @param logits unnormalised scores (..., C), f32 (or bf16 computed in f32)
+ * @param targets i32 class indices (...), logits' shape without its last dim
+ * @param options ignoreIndex (default -100) and reduction ("mean", "sum" or "none")
+ * @returns a 0-d f32 loss, or the per-target losses (...) for reduction "none"
  * @example
  * ```ts
  * import { crossEntropy, tensor } from "@denograd/denograd";
@@ -291,6 +334,20 @@ export function crossEntropy(
  * Inverted dropout: in training, zeroes each element with probability `p` and scales the rest by
  * 1/(1-p); outside training (or p = 0) returns `x` itself (so dispose the result only when it is
  * not `x`). Masks come from the seeded generator.
+ *
+ * @param x the input tensor
+ * @param p the probability of zeroing each element, in [0, 1]
+ * @param training apply dropout (default true); false returns `x`
+ * @returns a new tensor of x's shape in training, else `x` itself
+ * @example
+ * ```ts
+ * import { dropout, manualSeed, ones } from "@denograd/denograd";
+ * manualSeed(0);
+ * using x = ones([6]);
+ * using y = dropout(x, 0.5); // kept entries are scaled by 1 / (1 - 0.5)
+ * console.log(y.toArray()); // [0, 2, 2, 2, 2, 0]
+ * console.log(dropout(x, 0.5, false) === x); // true: a no-op outside training
+ * ```
  */
 export function dropout(x: Tensor, p: number, training = true): Tensor {
   checkTensor("dropout", x);

@@ -12,7 +12,18 @@ import { checkTensor, empty } from "./_helpers.ts";
 import { cast, div, eq, exp, log, mul, sub } from "./elementwise.ts";
 import { contiguous, expand } from "./movement.ts";
 
-/** Dims to reduce: one, several, or all (undefined). */
+/**
+ * Dims to reduce: one, several, or all (undefined).
+ *
+ * @example
+ * ```ts
+ * import { sum, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4]]);
+ * using one = sum(x, -1);
+ * using both = sum(x, [0, 1]);
+ * console.log(one.toArray(), both.item()); // [3, 7] 10
+ * ```
+ */
 export type Dims = number | readonly number[] | undefined;
 
 /** Runs a backend reduction; returns the keepdim-shaped result and the reduced axes. */
@@ -58,6 +69,10 @@ function spread(g: Tensor, x: Tensor, axes: number[]): Tensor {
 /**
  * Sum over `dim` (all dims if omitted).
  *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end); all if omitted
+ * @param keepdim keep the reduced dims as size 1
+ * @returns a new tensor of the sums, in x's dtype
  * @example
  * ```ts
  * import { tensor } from "@denograd/denograd";
@@ -70,7 +85,22 @@ export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return attach(r, "sum", [x], (g) => [spread(g, x, axes)]);
 }
 
-/** Mean over `dim` (all dims if omitted); integer inputs give f32. */
+/**
+ * Mean over `dim` (all dims if omitted); integer inputs give f32.
+ *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end); all if omitted
+ * @param keepdim keep the reduced dims as size 1
+ * @returns a new f32 tensor of the means
+ * @example
+ * ```ts
+ * import { mean, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 2], [3, 4]]);
+ * using rows = mean(x, 1);
+ * using all = mean(x);
+ * console.log(rows.toArray(), all.item()); // [1.5, 3.5] 2.5
+ * ```
+ */
 export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   checkTensor("mean", x);
   const xf = x.dtype === "f32" ? x : cast(x, "f32");
@@ -100,12 +130,40 @@ function extreme(op: "max" | "min", x: Tensor, dim: Dims, keepdim: boolean): Ten
   }, [kept]);
 }
 
-/** Maximum over `dim` (PyTorch's amax: at ties the gradient is split evenly). */
+/**
+ * Maximum over `dim` (PyTorch's amax: at ties the gradient is split evenly).
+ *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end); all if omitted
+ * @param keepdim keep the reduced dims as size 1
+ * @returns a new tensor of the maxima, in x's dtype
+ * @example
+ * ```ts
+ * import { max, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 5], [7, 2]]);
+ * using m = max(x, 1);
+ * console.log(m.toArray()); // [5, 7]
+ * ```
+ */
 export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return extreme("max", x, dim, keepdim);
 }
 
-/** Minimum over `dim` (PyTorch's amin). */
+/**
+ * Minimum over `dim` (PyTorch's amin).
+ *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end); all if omitted
+ * @param keepdim keep the reduced dims as size 1
+ * @returns a new tensor of the minima, in x's dtype
+ * @example
+ * ```ts
+ * import { min, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 5], [7, 2]]);
+ * using m = min(x, 0, true);
+ * console.log(m.toArray()); // [[1, 2]]
+ * ```
+ */
 export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return extreme("min", x, dim, keepdim);
 }
@@ -128,17 +186,56 @@ function argExtreme(
   return finish(out, axes, keepdim);
 }
 
-/** Index of the maximum along `dim` (of the flattened input if omitted), as i32. First on ties. */
+/**
+ * Index of the maximum along `dim` (of the flattened input if omitted), as i32. First on ties.
+ *
+ * @param x the input tensor
+ * @param dim the dim to search (negative counts from the end); the flattened input if omitted
+ * @param keepdim keep the reduced dim as size 1 (only with `dim`)
+ * @returns a new i32 tensor of indices
+ * @example
+ * ```ts
+ * import { argmax, tensor } from "@denograd/denograd";
+ * using x = tensor([[1, 5], [7, 2]]);
+ * using perRow = argmax(x, 1);
+ * using flat = argmax(x);
+ * console.log(perRow.toArray(), flat.item()); // [1, 0] 2
+ * ```
+ */
 export function argmax(x: Tensor, dim?: number, keepdim = false): Tensor {
   return argExtreme("argmax", x, dim, keepdim);
 }
 
-/** Index of the minimum along `dim`, as i32. */
+/**
+ * Index of the minimum along `dim` (of the flattened input if omitted), as i32. First on ties.
+ *
+ * @param x the input tensor
+ * @param dim the dim to search (negative counts from the end); the flattened input if omitted
+ * @param keepdim keep the reduced dim as size 1 (only with `dim`)
+ * @returns a new i32 tensor of indices
+ * @example
+ * ```ts
+ * import { argmin, tensor } from "@denograd/denograd";
+ * using x = tensor([[3, 1, 2], [0, 4, 0]]);
+ * using i = argmin(x, 1);
+ * console.log(i.toArray()); // [1, 0]
+ * ```
+ */
 export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
   return argExtreme("argmin", x, dim, keepdim);
 }
 
-/** Options of {@linkcode variance}. */
+/**
+ * Options of {@linkcode variance}.
+ *
+ * @example
+ * ```ts
+ * import { tensor, variance } from "@denograd/denograd";
+ * using x = tensor([[1, 3], [2, 6]]);
+ * using v = variance(x, 1, { correction: 0, keepdim: true });
+ * console.log(v.toArray()); // [[1], [4]]
+ * ```
+ */
 export interface VarOptions {
   /** Subtracted from the count in the denominator: 1 (default) is Bessel's unbiased estimate. */
   correction?: number;
@@ -146,7 +243,22 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
-/** Variance over `dim` (all dims if omitted): sum((x - mean)^2) / (n - correction). */
+/**
+ * Variance over `dim` (all dims if omitted): sum((x - mean)^2) / (n - correction).
+ *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end); all if omitted
+ * @param options correction (default 1, Bessel's) and keepdim
+ * @returns a new f32 tensor of the variances
+ * @example
+ * ```ts
+ * import { tensor, variance } from "@denograd/denograd";
+ * using x = tensor([1, 2, 3, 4]);
+ * using unbiased = variance(x);
+ * using biased = variance(x, 0, { correction: 0 });
+ * console.log(unbiased.item(), biased.item()); // 1.666... 1.25
+ * ```
+ */
 export function variance(x: Tensor, dim?: Dims, options: VarOptions = {}): Tensor {
   checkTensor("var", x);
   const { correction = 1, keepdim = false } = options;
@@ -161,7 +273,21 @@ export function variance(x: Tensor, dim?: Dims, options: VarOptions = {}): Tenso
   return out;
 }
 
-/** log(sum(exp(x))) over `dim`, stable: the max is subtracted first. */
+/**
+ * log(sum(exp(x))) over `dim`, stable: the max is subtracted first.
+ *
+ * @param x the input tensor
+ * @param dim the dim or dims to reduce (negative counts from the end)
+ * @param keepdim keep the reduced dims as size 1
+ * @returns a new f32 tensor
+ * @example
+ * ```ts
+ * import { logsumexp, tensor } from "@denograd/denograd";
+ * using x = tensor([[0, 0], [1000, 1000]]); // exp(1000) overflows f32; the result does not
+ * using l = logsumexp(x, 1);
+ * console.log(l.toArray()); // [0.6931..., 1000.6931...]
+ * ```
+ */
 export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
   checkTensor("logsumexp", x);
   const axes = normAxes("logsumexp", dim, x.shape);
