@@ -9,13 +9,7 @@ import { type DType, dtypeBytes, type TypedArray } from "./dtype.ts";
 import { accumulate, type GradNode, releaseNode, runBackward } from "./autograd.ts";
 import { Storage, track, untrack } from "./memory.ts";
 import { contiguousStrides, fmt, isContiguous, numel } from "./_shape.ts";
-import * as el from "./ops/elementwise.ts";
-import * as mv from "./ops/movement.ts";
-import * as rd from "./ops/reduce.ts";
-import * as nn from "./ops/nn.ts";
-import { matmul } from "./ops/matmul.ts";
-import { onesLike } from "./ops/creation.ts";
-import { to } from "./ops/transfer.ts";
+import * as ops from "./ops/mod.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -192,7 +186,7 @@ export class Tensor {
 
   /** A flat copy of the elements in row-major order. */
   toTypedArray(): TypedArray {
-    const t = this.isContiguous ? this : mv.contiguous(this);
+    const t = this.isContiguous ? this : ops.contiguous(this);
     const v = t._view("toTypedArray");
     const out = t.backend.read(v.buffer, t.dtype, t.offset, t.size);
     if (t !== this) t.dispose();
@@ -258,7 +252,7 @@ export class Tensor {
           }`,
         );
       }
-      const seed = onesLike(this);
+      const seed = ops.onesLike(this);
       runBackward(this, seed);
       seed.dispose();
       return;
@@ -277,12 +271,12 @@ export class Tensor {
     if (gradient.device !== this.device) {
       throw new TypeError(`backward: gradient is on ${gradient.device}, tensor on ${this.device}`);
     }
-    runBackward(this, gradient.dtype === "f32" ? gradient : el.cast(gradient, "f32"));
+    runBackward(this, gradient.dtype === "f32" ? gradient : ops.cast(gradient, "f32"));
   }
 
   /** @internal Adds `g` (whose ownership passes here) into `.grad`. */
   _accumulateGrad(g: Tensor): void {
-    let owned = g.isContiguous ? g : mv.contiguous(g);
+    let owned = g.isContiguous ? g : ops.contiguous(g);
     if (owned !== g) g.dispose();
     if (this.grad && !this.grad.disposed) {
       const sum = accumulate(this.grad, owned);
@@ -329,228 +323,228 @@ export class Tensor {
 
   /** Copy into a new contiguous tensor (differentiable). */
   clone(): Tensor {
-    return mv.clone(this);
+    return ops.clone(this);
   }
   /** This tensor if contiguous, else a contiguous copy. */
   contiguous(): Tensor {
-    return mv.contiguous(this);
+    return ops.contiguous(this);
   }
   /** Converts the dtype ("f32", "i32" or "bf16"). */
   cast(dtype: DType): Tensor {
-    return el.cast(this, dtype);
+    return ops.cast(this, dtype);
   }
   /** This tensor on `device` ("cpu", "cuda", "cuda:N"); gradients flow back to this device. */
   to(device: Device): Tensor {
-    return to(this, device);
+    return ops.to(this, device);
   }
   /** Same data, new shape (one dim may be -1); copies only when strides demand it. */
   reshape(shape: readonly number[]): Tensor {
-    return mv.reshape(this, shape);
+    return ops.reshape(this, shape);
   }
   /** Like reshape, but throws if a copy would be needed. */
   view(shape: readonly number[]): Tensor {
-    return mv.view(this, shape);
+    return ops.view(this, shape);
   }
   /** Collapses dims `start..end` into one. */
   flatten(start = 0, end = -1): Tensor {
-    return mv.flatten(this, start, end);
+    return ops.flatten(this, start, end);
   }
   /** Swaps two dims (a view). */
   transpose(dim0: number, dim1: number): Tensor {
-    return mv.transpose(this, dim0, dim1);
+    return ops.transpose(this, dim0, dim1);
   }
   /** Reorders dims (a view). */
   permute(dims: readonly number[]): Tensor {
-    return mv.permute(this, dims);
+    return ops.permute(this, dims);
   }
   /** `length` elements of `dim` from `start` (a view). */
   narrow(dim: number, start: number, length: number): Tensor {
-    return mv.narrow(this, dim, start, length);
+    return ops.narrow(this, dim, start, length);
   }
   /** Python-style slice `start:end:step` of one dim (a view). */
   slice(dim: number, start?: number, end?: number, step?: number): Tensor {
-    return mv.slice(this, dim, start, end, step);
+    return ops.slice(this, dim, start, end, step);
   }
   /** Splits `dim` into pieces of `sizeOrSizes` (views). */
   split(sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
-    return mv.split(this, sizeOrSizes, dim);
+    return ops.split(this, sizeOrSizes, dim);
   }
   /** Splits `dim` into `chunks` near-equal pieces (views). */
   chunk(chunks: number, dim = 0): Tensor[] {
-    return mv.chunk(this, chunks, dim);
+    return ops.chunk(this, chunks, dim);
   }
   /** Broadcasts size-1 dims to `shape` (-1 keeps a dim); a view. */
   expand(shape: readonly number[]): Tensor {
-    return mv.expand(this, shape);
+    return ops.expand(this, shape);
   }
   /** Removes size-1 dims (all, or the one given). */
   squeeze(dim?: number): Tensor {
-    return mv.squeeze(this, dim);
+    return ops.squeeze(this, dim);
   }
   /** Inserts a size-1 dim at `dim`. */
   unsqueeze(dim: number): Tensor {
-    return mv.unsqueeze(this, dim);
+    return ops.unsqueeze(this, dim);
   }
   /** Picks entries of `dim` by a 1-D i32 index. */
   indexSelect(dim: number, index: Tensor): Tensor {
-    return mv.indexSelect(this, dim, index);
+    return ops.indexSelect(this, dim, index);
   }
   /** torch.gather along `dim`. */
   gather(dim: number, index: Tensor): Tensor {
-    return mv.gather(this, dim, index);
+    return ops.gather(this, dim, index);
   }
 
   /** Elementwise `this + other` with broadcasting. */
   add(other: Operand): Tensor {
-    return el.add(this, other);
+    return ops.add(this, other);
   }
   /** Elementwise `this - other`. */
   sub(other: Operand): Tensor {
-    return el.sub(this, other);
+    return ops.sub(this, other);
   }
   /** Elementwise `this * other`. */
   mul(other: Operand): Tensor {
-    return el.mul(this, other);
+    return ops.mul(this, other);
   }
   /** Elementwise `this / other` (true division, f32). */
   div(other: Operand): Tensor {
-    return el.div(this, other);
+    return ops.div(this, other);
   }
   /** Elementwise `this ** exponent`. */
   pow(exponent: Operand): Tensor {
-    return el.pow(this, exponent);
+    return ops.pow(this, exponent);
   }
   /** Elementwise maximum. */
   maximum(other: Operand): Tensor {
-    return el.maximum(this, other);
+    return ops.maximum(this, other);
   }
   /** Elementwise minimum. */
   minimum(other: Operand): Tensor {
-    return el.minimum(this, other);
+    return ops.minimum(this, other);
   }
   /** `-this`. */
   neg(): Tensor {
-    return el.neg(this);
+    return ops.neg(this);
   }
   /** e^x. */
   exp(): Tensor {
-    return el.exp(this);
+    return ops.exp(this);
   }
   /** Natural log. */
   log(): Tensor {
-    return el.log(this);
+    return ops.log(this);
   }
   /** Square root. */
   sqrt(): Tensor {
-    return el.sqrt(this);
+    return ops.sqrt(this);
   }
   /** 1 / sqrt(x). */
   rsqrt(): Tensor {
-    return el.rsqrt(this);
+    return ops.rsqrt(this);
   }
   /** |x|. */
   abs(): Tensor {
-    return el.abs(this);
+    return ops.abs(this);
   }
   /** tanh(x). */
   tanh(): Tensor {
-    return el.tanh(this);
+    return ops.tanh(this);
   }
   /** 1 / (1 + e^-x). */
   sigmoid(): Tensor {
-    return el.sigmoid(this);
+    return ops.sigmoid(this);
   }
   /** max(x, 0). */
   relu(): Tensor {
-    return el.relu(this);
+    return ops.relu(this);
   }
   /** GELU, tanh approximation (GPT-2's). */
   gelu(): Tensor {
-    return el.gelu(this);
+    return ops.gelu(this);
   }
   /** x * sigmoid(x). */
   silu(): Tensor {
-    return el.silu(this);
+    return ops.silu(this);
   }
   /** `this == other` as i32 0/1. */
   eq(other: Operand): Tensor {
-    return el.eq(this, other);
+    return ops.eq(this, other);
   }
   /** `this != other` as i32 0/1. */
   ne(other: Operand): Tensor {
-    return el.ne(this, other);
+    return ops.ne(this, other);
   }
   /** `this < other` as i32 0/1. */
   lt(other: Operand): Tensor {
-    return el.lt(this, other);
+    return ops.lt(this, other);
   }
   /** `this <= other` as i32 0/1. */
   le(other: Operand): Tensor {
-    return el.le(this, other);
+    return ops.le(this, other);
   }
   /** `this > other` as i32 0/1. */
   gt(other: Operand): Tensor {
-    return el.gt(this, other);
+    return ops.gt(this, other);
   }
   /** `this >= other` as i32 0/1. */
   ge(other: Operand): Tensor {
-    return el.ge(this, other);
+    return ops.ge(this, other);
   }
   /** `value` where `mask` is non-zero, else this. */
   maskedFill(mask: Tensor, value: number): Tensor {
-    return el.maskedFill(this, mask, value);
+    return ops.maskedFill(this, mask, value);
   }
   /** Lower triangle of the last two dims (diagonal offset `k`), zeros above. */
   tril(k = 0): Tensor {
-    return el.tril(this, k);
+    return ops.tril(this, k);
   }
   /** Upper triangle of the last two dims (diagonal offset `k`), zeros below. */
   triu(k = 0): Tensor {
-    return el.triu(this, k);
+    return ops.triu(this, k);
   }
 
   /** Sum over `dim` (all dims if omitted). */
   sum(dim?: number | readonly number[], keepdim = false): Tensor {
-    return rd.sum(this, dim, keepdim);
+    return ops.sum(this, dim, keepdim);
   }
   /** Mean over `dim` (all dims if omitted). */
   mean(dim?: number | readonly number[], keepdim = false): Tensor {
-    return rd.mean(this, dim, keepdim);
+    return ops.mean(this, dim, keepdim);
   }
   /** Maximum over `dim` (gradient split evenly among ties). */
   max(dim?: number | readonly number[], keepdim = false): Tensor {
-    return rd.max(this, dim, keepdim);
+    return ops.max(this, dim, keepdim);
   }
   /** Minimum over `dim` (gradient split evenly among ties). */
   min(dim?: number | readonly number[], keepdim = false): Tensor {
-    return rd.min(this, dim, keepdim);
+    return ops.min(this, dim, keepdim);
   }
   /** Index of the maximum along `dim` (over the flattened tensor if omitted), i32. */
   argmax(dim?: number, keepdim = false): Tensor {
-    return rd.argmax(this, dim, keepdim);
+    return ops.argmax(this, dim, keepdim);
   }
   /** Index of the minimum along `dim`, i32. */
   argmin(dim?: number, keepdim = false): Tensor {
-    return rd.argmin(this, dim, keepdim);
+    return ops.argmin(this, dim, keepdim);
   }
   /** Variance over `dim` with Bessel's correction by default. */
-  var(dim?: number | readonly number[], options: rd.VarOptions = {}): Tensor {
-    return rd.variance(this, dim, options);
+  var(dim?: number | readonly number[], options: ops.VarOptions = {}): Tensor {
+    return ops.variance(this, dim, options);
   }
   /** log(sum(exp(x))) over `dim`, computed stably. */
   logsumexp(dim: number | readonly number[], keepdim = false): Tensor {
-    return rd.logsumexp(this, dim, keepdim);
+    return ops.logsumexp(this, dim, keepdim);
   }
   /** Softmax along `dim`. */
   softmax(dim = -1): Tensor {
-    return nn.softmax(this, dim);
+    return ops.softmax(this, dim);
   }
   /** Log-softmax along `dim`. */
   logSoftmax(dim = -1): Tensor {
-    return nn.logSoftmax(this, dim);
+    return ops.logSoftmax(this, dim);
   }
   /** Matrix product with NumPy/PyTorch broadcasting of batch dims. */
   matmul(other: Tensor): Tensor {
-    return matmul(this, other);
+    return ops.matmul(this, other);
   }
 }

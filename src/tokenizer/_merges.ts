@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BpeVocab } from "./tokenizer.ts";
+import type { BpeVocab } from "./vocab.ts";
 import { binaryToBytes, binaryToPrintable, bytesToBinary, printableToBinary } from "./_bytes.ts";
 import { PairRanks } from "./_bpe.ts";
 

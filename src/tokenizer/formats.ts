@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BpeVocab } from "./tokenizer.ts";
+import type { BpeVocab } from "./vocab.ts";
 import { binaryToBytes } from "./_bytes.ts";
 import { type MergeList, vocabFromMerges } from "./_merges.ts";
 import { checkIdCap, requireString, typeName } from "./_validate.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { BpeVocab } from "./tokenizer.ts";
+import type { BpeVocab } from "./vocab.ts";
 
 /**
  * GPT-2's `<|endoftext|>` id (50256): its one special token, the document separator of its

@@ -6,7 +6,7 @@
  */
 
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { BpeVocab } from "./tokenizer.ts";
+import type { BpeVocab } from "./vocab.ts";
 import { bytesToBinary } from "./_bytes.ts";
 import { mergesFromVocab } from "./_merges.ts";
 

@@ -7,26 +7,10 @@ import { bytesToBinary, utf8Binary } from "./_bytes.ts";
 import { NO_MERGE, PairRanks } from "./_bpe.ts";
 import { nextPiece } from "./_pretokenize.ts";
 import { gpt2Vocab } from "./gpt2.ts";
-import { MAX_VOCAB_SIZE, requireString, typeName } from "./_validate.ts";
+import type { BpeVocab } from "./vocab.ts";
 
-/**
- * A byte-level BPE vocabulary: what a {@link Tokenizer} is built from, what the file loaders
- * return, what the trainer learns and what the writers save.
- */
-export interface BpeVocab {
-  /**
-   * Every mergeable token's bytes in rank order: the index is the rank, and a lower rank merges
-   * first. All 256 single bytes must be present (anywhere; their ranks never compete).
-   */
-  readonly tokens: readonly Uint8Array[];
-  /**
-   * The id of the token at each rank; omitted when ids equal ranks (GPT-2, tiktoken files). Ids,
-   * special ones included, are integers below {@link Tokenizer.MAX_VOCAB_SIZE}.
-   */
-  readonly ids?: readonly number[];
-  /** Special tokens (never produced by merges) and their ids, e.g. `{"<|endoftext|>": 50256}`. */
-  readonly specialTokens?: Readonly<Record<string, number>>;
-}
+export type { BpeVocab };
+import { MAX_VOCAB_SIZE, requireString, typeName } from "./_validate.ts";
 
 /** How {@link Tokenizer.encode} treats special-token text in its input (tiktoken's semantics). */
 export interface EncodeOptions {

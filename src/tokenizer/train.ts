@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { BpeVocab } from "./tokenizer.ts";
+import type { BpeVocab } from "./vocab.ts";
 import { binaryToBytes, GPT2_BYTE_ORDER, utf8Binary } from "./_bytes.ts";
 import { nextPiece } from "./_pretokenize.ts";
 import { requireString, typeName } from "./_validate.ts";

@@ -9,25 +9,10 @@ import type { MatmulOptions, View } from "../backend.ts";
 import { CblasNoTrans, CblasRowMajor, CblasTrans, type OpenBlas } from "../../../ffi/openblas.ts";
 import { f32Of } from "./buffer.ts";
 import { coalesce, forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
-import { sgemmFallback } from "./matmul_fallback.ts";
-import { contiguousStrides } from "../../_shape.ts";
+import { type Sgemm, sgemmFallback } from "./matmul_fallback.ts";
 
-/** cblas_sgemm's row-major contract; A, B, C start at each matrix's first element. */
-export type Sgemm = (
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: Float32Array,
-  lda: number,
-  B: Float32Array,
-  ldb: number,
-  beta: number,
-  C: Float32Array,
-  ldc: number,
-) => void;
+export type { Sgemm };
+import { contiguousStrides } from "../../_shape.ts";
 
 /** An sgemm over OpenBLAS, or the TypeScript fallback when `blas` is null. */
 export function makeSgemm(blas: OpenBlas | null): Sgemm {

@@ -5,7 +5,22 @@
  * @module
  */
 
-import type { Sgemm } from "./matmul.ts";
+/** cblas_sgemm's row-major contract; A, B, C start at each matrix's first element. */
+export type Sgemm = (
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: Float32Array,
+  lda: number,
+  B: Float32Array,
+  ldb: number,
+  beta: number,
+  C: Float32Array,
+  ldc: number,
+) => void;
 
 /** Rows of C computed together (each B row is loaded once per block instead of once per row). */
 const ROW_BLOCK = 16;

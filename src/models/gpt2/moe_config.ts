@@ -5,7 +5,6 @@
  */
 
 import { type MoEConfig, resolveMoEConfig } from "../../nn/moe.ts";
-import type { GPT2Config } from "./config.ts";
 
 /**
  * Which blocks get a mixture of experts instead of the MLP: every block, every other block
@@ -21,6 +20,21 @@ export interface GPT2MoEConfig extends MoEConfig {
 }
 
 /**
+ * The parts of a {@linkcode GPT2Config} the mixture-of-experts layout depends on (a structural
+ * type, so this file does not import the config's).
+ */
+export interface MoEShape {
+  /** Embedding width. */
+  nEmbd: number;
+  /** Transformer blocks. */
+  nLayer: number;
+  /** Biases in the linear layers. */
+  bias?: boolean;
+  /** The mixture-of-experts settings, if any. */
+  moe?: GPT2MoEConfig;
+}
+
+/**
  * The block indices that hold a mixture of experts (ascending); empty without `config.moe`.
  * Checks the `moe` field (defaults filled in), throwing what {@linkcode validateConfig} throws.
  *
@@ -31,7 +45,7 @@ export interface GPT2MoEConfig extends MoEConfig {
  * console.log(moeLayerIndices(c)); // [1, 3]
  * ```
  */
-export function moeLayerIndices(config: GPT2Config): number[] {
+export function moeLayerIndices(config: MoEShape): number[] {
   const moe = config.moe;
   if (moe === undefined) return [];
   resolveMoEConfig("GPT2Config: moe", moe, config.nEmbd);
@@ -70,7 +84,7 @@ export function moeLayerIndices(config: GPT2Config): number[] {
  * every expert when `active` is false, only the k experts a token runs through when true.
  * @internal
  */
-export function feedForwardParameters(config: GPT2Config, active: boolean): number {
+export function feedForwardParameters(config: MoEShape, active: boolean): number {
   const { nEmbd: c, nLayer, bias } = config;
   const b = bias ? 1 : 0;
   const mlp = (hidden: number) => c * hidden + b * hidden + hidden * c + b * c;
