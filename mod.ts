@@ -246,6 +246,7 @@ export {
   linearLr,
   type LrPhase,
   type LrSchedule,
+  type ModelParameters,
   Muon,
   type MuonOptions,
   muonWithAdamW,
@@ -369,6 +370,7 @@ export {
   type GPT2MoEConfig,
   moeLayerIndices,
   type MoELayers,
+  type MoEShape,
 } from "./src/models/gpt2/mod.ts";
 
 export {

@@ -5,10 +5,9 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import type { Module } from "../nn/module.ts";
 import { AdamBase } from "./_adam_base.ts";
 import { isBiasName } from "./_names.ts";
-import type { ParamGroup } from "./optimizer.ts";
+import type { ModelParameters, ParamGroup } from "./optimizer.ts";
 
 /** AdamW's hyperparameters (torch's defaults). */
 export interface AdamWOptions {
@@ -71,7 +70,10 @@ export class AdamW extends AdamBase<AdamWOptions> {
    * console.log(opt.paramGroups.map((g) => g.weightDecay)); // [0.1, 0]
    * ```
    */
-  static forModel(model: Module, options: Partial<AdamWOptions> = {}): AdamW {
+  static forModel(
+    model: Pick<ModelParameters, "namedParameters">,
+    options: Partial<AdamWOptions> = {},
+  ): AdamW {
     // nanoGPT's rule (decay matrices, not vectors), plus: a bias never decays, whatever its rank
     // (a mixture-of-experts layer stacks its experts' biases into (E, out) matrices).
     const named = model.namedParameters();

@@ -4,13 +4,11 @@
  * @module
  */
 
-import type { Tensor } from "../tensor.ts";
-import type { Module } from "../nn/module.ts";
-import { Embedding } from "../nn/embedding.ts";
+import { Tensor } from "../tensor.ts";
 import { AdamW, type AdamWOptions } from "./adamw.ts";
 import { Muon, type MuonOptions } from "./muon.ts";
 import { isBiasName } from "./_names.ts";
-import type { ParamGroup, TrainOptimizer } from "./optimizer.ts";
+import type { ModelParameters, ParamGroup, TrainOptimizer } from "./optimizer.ts";
 
 /**
  * Optimizers over disjoint parameter sets, driven as one: `step`, `zeroGrad`, `scaleLr` (each
@@ -160,6 +158,13 @@ export interface MuonWithAdamWOptions {
   isHidden?: (name: string, param: Tensor) => boolean;
 }
 
+/** An embedding layer (nn's `Embedding`, by its shape: rows, width and a weight table). */
+function isLookupTable(m: object): m is { weight: Tensor } {
+  const e = m as { numEmbeddings?: unknown; embeddingDim?: unknown; weight?: unknown };
+  return typeof e.numEmbeddings === "number" && typeof e.embeddingDim === "number" &&
+    e.weight instanceof Tensor;
+}
+
 /**
  * The split modern GPT speedruns use: Muon for the hidden 2-D weight matrices of the blocks
  * (attention and MLP projections), AdamW for embeddings (and the tied head), biases and
@@ -180,14 +185,14 @@ export interface MuonWithAdamWOptions {
  * ```
  */
 export function muonWithAdamW(
-  model: Module,
+  model: ModelParameters,
   options: MuonWithAdamWOptions = {},
 ): CombinedOptimizer {
   if (!model || typeof model.namedParameters !== "function") {
     throw new TypeError("muonWithAdamW: model must be a Module");
   }
   const tables = new Set<Tensor>();
-  for (const [, m] of model.namedModules()) if (m instanceof Embedding) tables.add(m.weight);
+  for (const [, m] of model.namedModules()) if (isLookupTable(m)) tables.add(m.weight);
   const isHidden = options.isHidden ??
     ((name: string, p: Tensor) => p.ndim === 2 && !tables.has(p) && !isBiasName(name));
   const hidden: Tensor[] = [], matrices: Tensor[] = [], small: Tensor[] = [];

@@ -11,6 +11,7 @@ export { Muon, type MuonOptions } from "./muon.ts";
 export { NEWTON_SCHULZ_COEFFICIENTS, newtonSchulz } from "./newton_schulz.ts";
 export { CombinedOptimizer, muonWithAdamW, type MuonWithAdamWOptions } from "./combined.ts";
 export {
+  type ModelParameters,
   Optimizer,
   type ParamGroup,
   type ResolvedGroup,

@@ -27,6 +27,17 @@ function isGroupList<O>(x: readonly unknown[]): x is ParamGroup<O>[] {
 }
 
 /**
+ * What the model-aware optimizer builders read from a model: its parameters by name and its
+ * submodules (an `nn` `Module` fits; optimizers sit below `nn` and do not import it).
+ */
+export interface ModelParameters {
+  /** Every trainable parameter with its path. */
+  namedParameters(): [string, Tensor][];
+  /** Every submodule with its path. */
+  namedModules(): [string, object][];
+}
+
+/**
  * What a training loop needs from an optimizer: {@linkcode Optimizer} and
  * {@linkcode CombinedOptimizer} (e.g. Muon for hidden matrices with AdamW for the rest) both fit.
  */

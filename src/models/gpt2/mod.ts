@@ -22,6 +22,11 @@ export {
   type GPT2ForwardOptions,
   type GPT2Options,
 } from "./model.ts";
-export { type GPT2MoEConfig, moeLayerIndices, type MoELayers } from "./moe_config.ts";
+export {
+  type GPT2MoEConfig,
+  moeLayerIndices,
+  type MoELayers,
+  type MoEShape,
+} from "./moe_config.ts";
 export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
 export { generate, type GenerateOptions } from "./generate.ts";
