@@ -446,10 +446,12 @@ export {
 export {
   DownloadError,
   downloadFile,
-  downloadGpt2,
-  type DownloadGpt2Options,
   type DownloadOptions,
   type DownloadResult,
+} from "./src/io/download.ts";
+export {
+  downloadGpt2,
+  type DownloadGpt2Options,
   GPT2_SOURCES,
   type Gpt2DownloadedFile,
   type Gpt2Name,

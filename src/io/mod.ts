@@ -18,3 +18,9 @@ export {
   type SafetensorsTensorInfo,
 } from "./safetensors.ts";
 export { writeSafetensors, type WriteSafetensorsOptions } from "./safetensors_write.ts";
+export {
+  DownloadError,
+  downloadFile,
+  type DownloadOptions,
+  type DownloadResult,
+} from "./download.ts";

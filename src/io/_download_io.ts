@@ -6,8 +6,8 @@
 
 import type { Hash } from "node:crypto";
 import { dirname, resolve } from "node:path";
-import { openSafetensors, SafetensorsError } from "../../io/safetensors.ts";
-import { readFull } from "../../io/read_full.ts";
+import { openSafetensors, SafetensorsError } from "./safetensors.ts";
+import { readFull } from "./read_full.ts";
 
 const CHUNK = 1 << 20;
 
