@@ -1,7 +1,7 @@
-// Freeing a forward's intermediates. Layers do not wrap their forward in tidy(): a tidy scope
-// also sees the temporaries ops save for backward, and would free them before a backward() run
-// outside the scope. Disposing only the tensors the forward itself names is always safe: one the
-// graph still needs is freed when backward is done with it.
+// Freeing a forward's intermediates by name, for forwards that keep some of them past the call
+// (MoE stores its router loss for takeRouterLoss). Every other layer wraps its forward in tidy():
+// a tidy scope no longer frees the temporaries ops save for backward (they belong to their graph
+// node: src/autograd.ts), so a forward in tidy() can be differentiated after it.
 import type { Tensor } from "../tensor.ts";
 
 /** Disposes each of `temps` that is not `result` (dropout may hand back its input); returns result. */

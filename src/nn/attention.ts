@@ -8,11 +8,10 @@
 
 import type { Device } from "../backend/backend.ts";
 import { isGradEnabled } from "../autograd.ts";
-import { keep } from "../memory.ts";
+import { keep, tidy } from "../memory.ts";
 import { naiveAttention, scaledDotProductAttention } from "../ops/attention.ts";
 import type { Tensor } from "../tensor.ts";
 import { fmt } from "../_shape.ts";
-import { disposeExcept } from "./_dispose.ts";
 import { alibiSlopesTensor } from "./alibi.ts";
 import { Dropout } from "./dropout.ts";
 import { checkSize, Linear } from "./linear.ts";
@@ -184,46 +183,40 @@ export class CausalSelfAttention extends Module {
     const nh = this.nHead, nkv = this.nKvHeads, hs = C / nh;
     const past = cache ? cache.length : 0; // absolute position of the first new token
     const slot = cache ? this.#checkCache(cache, B, T) : 0; // where it goes in the buffers
-    const qkv = this.c_attn.forward(x); // (B, T, C + 2·nkv·hs)
-    const temps: Tensor[] = [qkv];
-    const heads = (t: Tensor, n: number): Tensor => {
-      const split = t.view([B, T, n, hs]); // (B, T, n, hs)
-      temps.push(t, split);
-      return split.transpose(1, 2); // (B, n, T, hs): a strided view, no copy
-    };
-    const [qs, ks, vs] = qkv.split([C, nkv * hs, nkv * hs], 2);
-    let q = heads(qs, nh), k = heads(ks, nkv); // (B, nh, T, hs), (B, nkv, T, hs)
-    const v = heads(vs, nkv); // (B, nkv, T, hs)
-    temps.push(q, k, v);
-    if (this.position === "rope") {
-      // Rotate at absolute positions, so cached keys need no further rotation.
-      q = applyRope(q, past, this.rope);
-      k = applyRope(k, past, this.rope);
-      temps.push(q, k);
-    }
-    let keys = k, values = v; // (B, nkv, S, hs): the positions attended over
-    if (cache) {
-      const kSlot = cache.keys.narrow(2, slot, T), vSlot = cache.values.narrow(2, slot, T);
-      kSlot.assign(k);
-      vSlot.assign(v);
-      keys = cache.keys.narrow(2, 0, slot + T);
-      values = cache.values.narrow(2, 0, slot + T);
-      temps.push(kSlot, vSlot, keys, values);
-    }
-    const attend = this.kernel === "fused" ? scaledDotProductAttention : naiveAttention;
-    const y = attend(q, keys, values, {
-      causal: true,
-      scale: 1 / Math.sqrt(hs),
-      qOffset: slot, // query row 0 sits `slot` positions after key 0
-      window: this.slidingWindow,
-      dropout: this.attn_dropout.training ? this.attn_dropout.p : 0,
-      alibiSlopes: this.position === "alibi" ? this.#alibiSlopes(x.device) : undefined,
-    }); // (B, nh, T, hs)
-    const yT = y.transpose(1, 2); // (B, T, nh, hs)
-    const merged = yT.reshape([B, T, C]); // (B, T, C): heads side by side again
-    const proj = this.c_proj.forward(merged); // (B, T, C)
-    temps.push(y, yT, merged, proj);
-    return disposeExcept(this.resid_dropout.forward(proj), ...temps);
+    return tidy(() => {
+      const qkv = this.c_attn.forward(x); // (B, T, C + 2·nkv·hs)
+      // (B, T, n·hs) -> (B, n, T, hs): a strided view, no copy
+      const heads = (t: Tensor, n: number) => t.view([B, T, n, hs]).transpose(1, 2);
+      const [qs, ks, vs] = qkv.split([C, nkv * hs, nkv * hs], 2);
+      let q = heads(qs, nh), k = heads(ks, nkv); // (B, nh, T, hs), (B, nkv, T, hs)
+      const v = heads(vs, nkv); // (B, nkv, T, hs)
+      if (this.position === "rope") {
+        // Rotate at absolute positions, so cached keys need no further rotation.
+        q = applyRope(q, past, this.rope);
+        k = applyRope(k, past, this.rope);
+      }
+      let keys = k, values = v; // (B, nkv, S, hs): the positions attended over
+      if (cache) {
+        const kSlot = cache.keys.narrow(2, slot, T), vSlot = cache.values.narrow(2, slot, T);
+        kSlot.assign(k);
+        vSlot.assign(v);
+        keys = cache.keys.narrow(2, 0, slot + T);
+        values = cache.values.narrow(2, 0, slot + T);
+      }
+      const attend = this.kernel === "fused" ? scaledDotProductAttention : naiveAttention;
+      const y = attend(q, keys, values, {
+        causal: true,
+        scale: 1 / Math.sqrt(hs),
+        qOffset: slot, // query row 0 sits `slot` positions after key 0
+        window: this.slidingWindow,
+        dropout: this.attn_dropout.training ? this.attn_dropout.p : 0,
+        alibiSlopes: this.position === "alibi" ? this.#alibiSlopes(x.device) : undefined,
+      }); // (B, nh, T, hs)
+      const yT = y.transpose(1, 2); // (B, T, nh, hs)
+      const merged = yT.reshape([B, T, C]); // (B, T, C): heads side by side again
+      const proj = this.c_proj.forward(merged); // (B, T, C)
+      return this.resid_dropout.forward(proj);
+    });
   }
 
   /** Frees the parameters and the cached ALiBi slopes. */

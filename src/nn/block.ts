@@ -5,7 +5,7 @@
 
 import type { Device } from "../backend/backend.ts";
 import type { Tensor } from "../tensor.ts";
-import { disposeExcept } from "./_dispose.ts";
+import { tidy } from "../memory.ts";
 import {
   type AttentionCache,
   CausalSelfAttention,
@@ -85,11 +85,9 @@ export class Block extends Module {
    * @returns (B, T, C)
    */
   forward(x: Tensor, cache?: AttentionCache): Tensor {
-    const h1 = this.ln_1.forward(x); // (B, T, C)
-    const a = this.attn.forward(h1, cache); // (B, T, C)
-    const x1 = x.add(a); // (B, T, C) residual stream
-    const h2 = this.ln_2.forward(x1); // (B, T, C)
-    const m = this.mlp.forward(h2); // (B, T, C)
-    return disposeExcept(x1.add(m), h1, a, x1, h2, m); // (B, T, C)
+    return tidy(() => {
+      const x1 = x.add(this.attn.forward(this.ln_1.forward(x), cache)); // (B, T, C) residual
+      return x1.add(this.mlp.forward(this.ln_2.forward(x1))); // (B, T, C)
+    });
   }
 }

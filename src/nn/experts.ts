@@ -9,7 +9,7 @@ import type { Device } from "../backend/backend.ts";
 import { batchedLinear } from "../ops/batched_linear.ts";
 import { zeros } from "../ops/creation.ts";
 import type { Tensor } from "../tensor.ts";
-import { disposeExcept } from "./_dispose.ts";
+import { tidy } from "../memory.ts";
 import { GELU } from "./gelu.ts";
 import { checkSize, normalParameter, uniformParameter } from "./linear.ts";
 import { Module, parameter } from "./module.ts";
@@ -116,8 +116,9 @@ export class Experts extends Module {
    * @returns (E, M, C)
    */
   forward(x: Tensor): Tensor {
-    const h = this.c_fc.forward(x); // (E, M, H)
-    const a = this.act.forward(h); // (E, M, H)
-    return disposeExcept(this.c_proj.forward(a), h, a); // (E, M, C)
+    return tidy(() => {
+      const h = this.c_fc.forward(x); // (E, M, H)
+      return this.c_proj.forward(this.act.forward(h)); // (E, M, C)
+    });
   }
 }

@@ -5,7 +5,7 @@
 
 import type { Device } from "../backend/backend.ts";
 import type { Tensor } from "../tensor.ts";
-import { disposeExcept } from "./_dispose.ts";
+import { tidy } from "../memory.ts";
 import { Dropout } from "./dropout.ts";
 import { GELU } from "./gelu.ts";
 import { checkSize, Linear } from "./linear.ts";
@@ -67,9 +67,11 @@ export class MLP extends Module {
    * @returns (B, T, C)
    */
   forward(x: Tensor): Tensor {
-    const h = this.c_fc.forward(x); // (B, T, 4C)
-    const a = this.act.forward(h); // (B, T, 4C)
-    const y = this.c_proj.forward(a); // (B, T, C)
-    return disposeExcept(this.dropout.forward(y), h, a, y);
+    return tidy(() => {
+      const h = this.c_fc.forward(x); // (B, T, 4C)
+      const a = this.act.forward(h); // (B, T, 4C)
+      const y = this.c_proj.forward(a); // (B, T, C)
+      return this.dropout.forward(y);
+    });
   }
 }

@@ -23,6 +23,7 @@
 
 import type { Device } from "../backend/backend.ts";
 import { noGrad } from "../autograd.ts";
+import { keep } from "../memory.ts";
 import { tensor } from "../ops/creation.ts";
 import { gather, indexSelect, reshape } from "../ops/movement.ts";
 import { softmax } from "../ops/nn.ts";
@@ -299,7 +300,9 @@ export class MoE extends Module {
     const result = this.dropout.forward(out);
 
     this.#routerLoss?.dispose();
-    this.#routerLoss = this.training ? this.#buildRouterLoss(logits, probs, plan.routed) : null;
+    // Kept: it outlives the forward (and any tidy around it) until takeRouterLoss hands it over.
+    const routerLoss = this.training ? this.#buildRouterLoss(logits, probs, plan.routed) : null;
+    this.#routerLoss = routerLoss && keep(routerLoss);
     const temps = [flat, logits, probs, gates, mix, dispatchIndex, gathered, dispatched];
     temps.push(expertOut, outRows, combineIndex, picked, y, out, ...(kept ? [kept] : []));
     return disposeExcept(result, ...temps);
@@ -379,6 +382,7 @@ export class MoE extends Module {
   takeRouterLoss(): Tensor | null {
     const t = this.#routerLoss;
     this.#routerLoss = null;
+    if (t) t.kept = false; // the caller owns it now and disposes it
     return t;
   }
 

@@ -11,12 +11,12 @@
 
 import type { Device } from "../../backend/backend.ts";
 import { isGradEnabled } from "../../autograd.ts";
+import { tidy } from "../../memory.ts";
 import { arange } from "../../ops/creation.ts";
 import { linear } from "../../ops/matmul.ts";
 import { crossEntropy } from "../../ops/nn.ts";
 import { Tensor } from "../../tensor.ts";
 import { fmt } from "../../_shape.ts";
-import { disposeExcept } from "../../nn/_dispose.ts";
 import { Block } from "../../nn/block.ts";
 import { Dropout } from "../../nn/dropout.ts";
 import { Embedding } from "../../nn/embedding.ts";
@@ -150,12 +150,12 @@ export class GPT2 extends Module {
    * @throws {RangeError} when the sequence does not fit the context or the cache
    */
   forward(idx: Tensor, options: GPT2ForwardOptions = {}): Tensor {
-    const normed = this.hiddenStates(idx, options); // (B, T', C), T' = 1 with lastOnly
-    const logits = this.lm_head // (B, T', V)
-      ? this.lm_head.forward(normed)
-      : linear(normed, this.wte.weight); // the tied head: wte's weight
-    normed.dispose();
-    return logits;
+    return tidy(() => {
+      const normed = this.hiddenStates(idx, options); // (B, T', C), T' = 1 with lastOnly
+      return this.lm_head // (B, T', V)
+        ? this.lm_head.forward(normed)
+        : linear(normed, this.wte.weight); // the tied head: wte's weight
+    });
   }
 
   /**
@@ -178,26 +178,19 @@ export class GPT2 extends Module {
     const { cache, lastOnly = false } = options;
     const [B, T] = this.#checkIds("forward", idx);
     const past = cache ? this.#checkCache(cache, B, T) : 0;
-    const tok = this.wte.forward(idx); // (B, T, C) token embeddings
-    let x: Tensor;
-    if (this.wpe) {
-      const pos = arange(past, past + T, 1, { device: this.device }); // (T) positions
-      const posEmb = this.wpe.forward(pos); // (T, C) position embeddings
-      const sum = tok.add(posEmb); // (B, T, C)
-      x = this.drop.forward(sum); // (B, T, C)
-      disposeExcept(x, pos, tok, posEmb, sum);
-    } else {
-      x = this.drop.forward(tok); // (B, T, C): positions enter inside attention, if at all
-      disposeExcept(x, tok);
-    }
-    this.h.forEach((block, i) => {
-      const next = block.forward(x, cache?.layer(i)); // (B, T, C)
-      x.dispose();
-      x = next;
+    const normed = tidy(() => {
+      let x = this.wte.forward(idx); // (B, T, C) token embeddings
+      if (this.wpe) {
+        const pos = arange(past, past + T, 1, { device: this.device }); // (T) positions
+        x = x.add(this.wpe.forward(pos)); // (B, T, C) plus position embeddings
+      } // (otherwise positions enter inside attention, if at all)
+      x = this.drop.forward(x); // (B, T, C)
+      this.h.forEach((block, i) => {
+        x = block.forward(x, cache?.layer(i)); // (B, T, C)
+      });
+      const last = lastOnly ? x.narrow(1, T - 1, 1) : x; // (B, T', C), T' = 1 with lastOnly
+      return this.ln_f.forward(last); // (B, T', C)
     });
-    const last = lastOnly ? x.narrow(1, T - 1, 1) : x; // (B, T', C), T' = 1 with lastOnly
-    const normed = this.ln_f.forward(last); // (B, T', C)
-    disposeExcept(normed, x, last);
     cache?.advance(T);
     return normed;
   }
@@ -221,18 +214,16 @@ export class GPT2 extends Module {
         `GPT2.loss: targets ${fmt(targets.shape)} must have the inputs' shape ${fmt(idx.shape)}`,
       );
     }
-    const logits = this.forward(idx); // (B, T, V)
-    let loss = crossEntropy(logits, targets);
-    logits.dispose();
-    for (const block of this.h) {
-      const router = block.mlp instanceof MoE ? block.mlp.takeRouterLoss() : null;
-      if (!router) continue;
-      const total = loss.add(router);
-      loss.dispose();
-      router.dispose();
-      loss = total;
-    }
-    return loss;
+    return tidy(() => {
+      let loss = crossEntropy(this.forward(idx), targets); // ()
+      for (const block of this.h) {
+        const router = block.mlp instanceof MoE ? block.mlp.takeRouterLoss() : null;
+        if (!router) continue;
+        loss = loss.add(router); // () plus the MoE block's router losses
+        router.dispose(); // taken, so no tidy scope holds it
+      }
+      return loss;
+    });
   }
 
   /**
