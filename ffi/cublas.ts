@@ -1,7 +1,8 @@
 /**
- * cuBLAS through `Deno.dlopen`: a handle bound to one stream and strided-batched GEMM in f32 and
- * bf16 with f32 compute (`cublasGemmStridedBatchedEx`). Handles, streams and device pointers
- * cross the boundary as `bigint` ("usize"); host scalars (alpha, beta) as buffers.
+ * cuBLAS through `Deno.dlopen`: the symbol table (handle calls and strided-batched GEMM,
+ * `cublasGemmStridedBatchedEx`), the enums it takes, and {@linkcode checkCublas}. The handle
+ * bound to one stream lives in src/backend/cuda/cublas_handle.ts. Handles, streams and device
+ * pointers cross the boundary as `bigint` ("usize"); host scalars (alpha, beta) as buffers.
  *
  * Every enum value below is copied from the cuBLAS 13 headers (`cublas_api.h`, and CUDA's
  * `library_types.h` for `cudaDataType_t`) and the cuBLAS documentation
@@ -11,8 +12,9 @@
 
 import {
   envVar,
-  findLibrary,
   ldLibraryPathDirs,
+  type OpenedLibrary,
+  openLibrary,
   pythonNvidiaLibDirs,
   SYSTEM_LIB_DIRS,
 } from "./find.ts";
@@ -137,12 +139,7 @@ export const CUBLAS_PROVIDES =
   "`pip install nvidia-cublas-cu12` (CUDA 12)";
 
 /** An opened cuBLAS: the bound symbols and where they came from. */
-export interface Cublas {
-  /** The bound functions. */
-  readonly symbols: CublasSymbols;
-  /** The path (or loader name) it was opened from. */
-  readonly path: string;
-}
+export type Cublas = OpenedLibrary<typeof CUBLAS_SYMBOLS>;
 
 let cached: Cublas | undefined;
 
@@ -167,14 +164,13 @@ export function cublas(): Cublas {
  * @throws Error listing every path tried and what provides cuBLAS
  */
 export function loadCublas(): Cublas {
-  const { lib, path } = findLibrary({
+  return openLibrary({
     name: "cuBLAS",
     envVar: "DENOGRAD_CUBLAS",
     candidates: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
     dirs: cudaLibraryDirs(),
     provides: CUBLAS_PROVIDES,
   }, CUBLAS_SYMBOLS);
-  return { symbols: lib.symbols, path };
 }
 
 /** Whether `DENOGRAD_CUBLAS` is set (tests use it to report which library they exercised). */
@@ -210,136 +206,4 @@ export function cublasStatusText(status: number, symbols?: CublasSymbols): strin
  */
 export function checkCublas(status: number, call: string, symbols?: CublasSymbols): void {
   if (status !== 0) throw new Error(`cuBLAS: ${call} failed: ${cublasStatusText(status, symbols)}`);
-}
-
-/** One `cublasGemmStridedBatchedEx` call, column-major, as cuBLAS documents its arguments. */
-export interface GemmStridedBatchedArgs {
-  /** op(A): CUBLAS_OP.N or CUBLAS_OP.T. */
-  transa: number;
-  /** op(B). */
-  transb: number;
-  /** Rows of op(A) and C. */
-  m: number;
-  /** Columns of op(B) and C. */
-  n: number;
-  /** Columns of op(A), rows of op(B). */
-  k: number;
-  /** C = alpha * op(A) op(B) + beta * C. */
-  alpha: number;
-  /** Device address of A. */
-  a: bigint;
-  /** `cudaDataType_t` of A (CUDA_R.F32 or CUDA_R.BF16). */
-  aType: number;
-  /** Leading dimension of A (elements). */
-  lda: number;
-  /** Elements between consecutive A matrices of the batch (0 reuses one). */
-  strideA: number;
-  /** Device address of B. */
-  b: bigint;
-  /** `cudaDataType_t` of B. */
-  bType: number;
-  /** Leading dimension of B. */
-  ldb: number;
-  /** Elements between consecutive B matrices. */
-  strideB: number;
-  /** See alpha. */
-  beta: number;
-  /** Device address of C. */
-  c: bigint;
-  /** `cudaDataType_t` of C. */
-  cType: number;
-  /** Leading dimension of C. */
-  ldc: number;
-  /** Elements between consecutive C matrices. */
-  strideC: number;
-  /** Matrices in the batch. */
-  batchCount: number;
-  /** `cublasComputeType_t`. */
-  computeType: number;
-}
-
-/** A cuBLAS handle bound to one stream. */
-export class CublasHandle {
-  readonly #s: CublasSymbols;
-  #handle: bigint;
-  readonly #scalars = new Float32Array(2);
-
-  /**
-   * Creates the handle (in the calling thread's current CUDA context) and binds it to `stream`.
-   * @param stream the `CUstream`/`cudaStream_t` all GEMMs are queued on
-   * @param symbols the library (default: {@linkcode cublas}())
-   */
-  constructor(stream: bigint, symbols: CublasSymbols = cublas().symbols) {
-    this.#s = symbols;
-    const out = new BigUint64Array(1);
-    checkCublas(symbols.cublasCreate_v2(out), "cublasCreate_v2", symbols);
-    this.#handle = out[0];
-    checkCublas(symbols.cublasSetStream_v2(this.#handle, stream), "cublasSetStream_v2", symbols);
-  }
-
-  /** cuBLAS's version number, e.g. 130400 for 13.4.0. */
-  version(): number {
-    const v = new Int32Array(1);
-    checkCublas(this.#s.cublasGetVersion_v2(this.#live(), v), "cublasGetVersion_v2", this.#s);
-    return v[0];
-  }
-
-  /** Sets the handle's `cublasMath_t` (CUBLAS_MATH). */
-  setMathMode(mode: number): void {
-    checkCublas(this.#s.cublasSetMathMode(this.#live(), mode), "cublasSetMathMode", this.#s);
-  }
-
-  /** Queues one strided-batched GEMM on the handle's stream. */
-  gemmStridedBatched(g: GemmStridedBatchedArgs): void {
-    const sc = this.#scalars;
-    sc[0] = g.alpha;
-    sc[1] = g.beta;
-    const status = this.#s.cublasGemmStridedBatchedEx(
-      this.#live(),
-      g.transa,
-      g.transb,
-      g.m,
-      g.n,
-      g.k,
-      sc.subarray(0, 1),
-      g.a,
-      g.aType,
-      g.lda,
-      BigInt(g.strideA),
-      g.b,
-      g.bType,
-      g.ldb,
-      BigInt(g.strideB),
-      sc.subarray(1, 2),
-      g.c,
-      g.cType,
-      g.ldc,
-      BigInt(g.strideC),
-      g.batchCount,
-      g.computeType,
-      CUBLAS_GEMM_DEFAULT,
-    );
-    checkCublas(status, `cublasGemmStridedBatchedEx(${describeGemm(g)})`, this.#s);
-  }
-
-  /** Destroys the handle; safe to call twice. */
-  dispose(): void {
-    if (this.#handle === 0n) return;
-    const h = this.#handle;
-    this.#handle = 0n;
-    checkCublas(this.#s.cublasDestroy_v2(h), "cublasDestroy_v2", this.#s);
-  }
-
-  #live(): bigint {
-    if (this.#handle === 0n) throw new Error("cuBLAS: the handle was disposed");
-    return this.#handle;
-  }
-}
-
-/** The GEMM's shape arguments, for error messages. */
-export function describeGemm(g: GemmStridedBatchedArgs): string {
-  const op = (t: number) => (t === CUBLAS_OP.T ? "T" : "N");
-  return `${op(g.transa)}${op(g.transb)} m=${g.m} n=${g.n} k=${g.k} lda=${g.lda} ldb=${g.ldb} ` +
-    `ldc=${g.ldc} strides=${g.strideA}/${g.strideB}/${g.strideC} batch=${g.batchCount} ` +
-    `types=${g.aType}/${g.bType}/${g.cType} compute=${g.computeType}`;
 }

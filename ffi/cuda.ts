@@ -9,7 +9,7 @@
  * @module
  */
 
-import { findLibrary, ldLibraryPathDirs, SYSTEM_LIB_DIRS } from "./find.ts";
+import { ldLibraryPathDirs, openLibrary, SYSTEM_LIB_DIRS } from "./find.ts";
 
 /** `CU_STREAM_NON_BLOCKING`: the stream does not synchronize with the legacy NULL stream. */
 export const CU_STREAM_NON_BLOCKING = 0x1;
@@ -484,7 +484,7 @@ let cached: CudaDriver | Error | undefined;
 export function cudaDriver(): CudaDriver {
   if (cached === undefined) {
     try {
-      const { lib, path } = findLibrary({
+      const { symbols, path } = openLibrary({
         name: "CUDA driver (libcuda)",
         envVar: "DENOGRAD_LIBCUDA",
         candidates: ["libcuda.so.1", "libcuda.so"],
@@ -492,7 +492,7 @@ export function cudaDriver(): CudaDriver {
         provides: "the NVIDIA GPU driver, e.g. apt-get install nvidia-driver-<version> or " +
           "libnvidia-compute-<version>; containers need the NVIDIA container toolkit",
       }, CUDA_SYMBOLS);
-      const driver = new CudaDriver(lib.symbols, path);
+      const driver = new CudaDriver(symbols, path);
       driver.init();
       cached = driver;
     } catch (err) {

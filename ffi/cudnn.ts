@@ -13,8 +13,9 @@
 
 import {
   envVar,
-  findLibrary,
   ldLibraryPathDirs,
+  type OpenedLibrary,
+  openLibrary,
   pythonNvidiaLibDirs,
   SYSTEM_LIB_DIRS,
 } from "./find.ts";
@@ -233,12 +234,7 @@ export function cudnnLibraryDirs(): string[] {
 }
 
 /** An opened cuDNN: the bound symbols and where they came from. */
-export interface Cudnn {
-  /** The bound functions. */
-  readonly symbols: CudnnSymbols;
-  /** The path (or loader name) it was opened from. */
-  readonly path: string;
-}
+export type Cudnn = OpenedLibrary<typeof CUDNN_SYMBOLS>;
 
 let cached: Cudnn | undefined;
 
@@ -263,7 +259,7 @@ export function cudnn(): Cudnn {
  * @throws Error listing every path tried and what provides cuDNN
  */
 export function loadCudnn(): Cudnn {
-  const { lib, path } = findLibrary({
+  return openLibrary({
     name: "cuDNN",
     envVar: "DENOGRAD_CUDNN",
     // libcudnn.so.9 is the shim that loads the sub-libraries; libcudnn_graph.so.9 holds the
@@ -272,7 +268,6 @@ export function loadCudnn(): Cudnn {
     dirs: cudnnLibraryDirs(),
     provides: CUDNN_PROVIDES,
   }, CUDNN_SYMBOLS);
-  return { symbols: lib.symbols, path };
 }
 
 /** The `DENOGRAD_CUDNN` override, if set. */

@@ -19,12 +19,12 @@ export interface LibrarySpec {
   provides: string;
 }
 
-/** An opened library and the path (or loader name) it was opened from. */
-export interface FoundLibrary<S extends Deno.ForeignLibraryInterface> {
-  /** The `Deno.dlopen` handle; `lib.symbols` holds the bound functions. */
-  lib: Deno.DynamicLibrary<S>;
+/** An opened library: its bound functions and the path (or loader name) it was opened from. */
+export interface OpenedLibrary<S extends Deno.ForeignLibraryInterface> {
+  /** The bound functions (`Deno.dlopen(path, symbols).symbols`). */
+  readonly symbols: Deno.DynamicLibrary<S>["symbols"];
   /** The path or plain name that opened successfully. */
-  path: string;
+  readonly path: string;
 }
 
 /** Folders where Linux distributions and source builds put shared libraries. */
@@ -102,27 +102,31 @@ function reason(err: unknown): string {
 }
 
 /**
- * Opens the first loadable match for `spec` and binds `symbols` from it.
+ * Finds `spec`'s library and opens it with `Deno.dlopen(path, symbols)`: the one way every
+ * `ffi/*.ts` file opens its native library. Order: `spec.envVar` (a file, or a folder holding one
+ * of the candidates; if set, nothing else is tried), then each candidate by plain name (the
+ * loader's own search), then each candidate in each of `spec.dirs`.
  * @param spec where to look and what to tell the user on failure
  * @param symbols the `Deno.dlopen` symbol table
- * @returns the opened library and the path used
- * @throws Error naming the library, every path tried, and the package that provides it
+ * @returns the bound functions and the path they came from
+ * @throws Error naming the library, every path tried (with the loader's reason), and the package
+ *   that provides it; or that `--allow-ffi` is missing
  * @example
  * ```ts
- * const { lib, path } = findLibrary({
+ * const { symbols, path } = openLibrary({
  *   name: "zlib", envVar: "MY_ZLIB", candidates: ["libz.so.1"], dirs: [...SYSTEM_LIB_DIRS],
  *   provides: "apt-get install zlib1g",
  * }, { zlibVersion: { parameters: [], result: "pointer" } });
  * ```
  */
-export function findLibrary<const S extends Deno.ForeignLibraryInterface>(
+export function openLibrary<const S extends Deno.ForeignLibraryInterface>(
   spec: LibrarySpec,
   symbols: S,
-): FoundLibrary<S> {
+): OpenedLibrary<S> {
   const tried: string[] = [];
-  const attempt = (path: string): FoundLibrary<S> | null => {
+  const attempt = (path: string): OpenedLibrary<S> | null => {
     try {
-      return { lib: Deno.dlopen(path, symbols), path };
+      return { symbols: Deno.dlopen(path, symbols).symbols, path };
     } catch (err) {
       // Without --allow-ffi every attempt fails the same way; say so instead of listing paths.
       if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {

@@ -3,7 +3,13 @@
  * @module
  */
 
-import { envVar, findLibrary, ldLibraryPathDirs, SYSTEM_LIB_DIRS } from "./find.ts";
+import {
+  envVar,
+  ldLibraryPathDirs,
+  type OpenedLibrary,
+  openLibrary,
+  SYSTEM_LIB_DIRS,
+} from "./find.ts";
 
 /** `CBLAS_ORDER` value for row-major storage. */
 export const CblasRowMajor = 101;
@@ -41,11 +47,7 @@ export const OPENBLAS_SYMBOLS = {
 } as const;
 
 /** An opened OpenBLAS: bound symbols, where they came from, and its build description. */
-export interface OpenBlas {
-  /** The bound functions. */
-  readonly symbols: Deno.DynamicLibrary<typeof OPENBLAS_SYMBOLS>["symbols"];
-  /** The path (or loader name) the library was opened from. */
-  readonly path: string;
+export interface OpenBlas extends OpenedLibrary<typeof OPENBLAS_SYMBOLS> {
   /** `openblas_get_config()` as a string. */
   readonly config: string;
 }
@@ -79,16 +81,16 @@ export function openblas(): OpenBlas | null {
   cached = null;
   if (envVar("DENOGRAD_NO_BLAS") === "1") return cached;
   try {
-    const { lib, path } = findLibrary({
+    const { symbols, path } = openLibrary({
       name: "OpenBLAS",
       envVar: "DENOGRAD_OPENBLAS",
       candidates: ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"],
       dirs: openblasDirs(),
       provides: "apt-get install libopenblas0-pthread",
     }, OPENBLAS_SYMBOLS);
-    const ptr = lib.symbols.openblas_get_config();
+    const ptr = symbols.openblas_get_config();
     const config = ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
-    cached = { symbols: lib.symbols, path, config };
+    cached = { symbols, path, config };
   } catch (err) {
     // find.ts's message already says what to install or which permission is missing.
     console.warn(

@@ -21,7 +21,6 @@ import {
 import {
   CUBLASLT_SYMBOLS,
   type CublasLtSymbols,
-  CublasLtUnsupportedError,
   loadCublasLt,
   LT_ALGO_BYTES,
   LT_DESC,
@@ -29,8 +28,8 @@ import {
   LT_HEURISTIC_RESULT_BYTES,
   LT_LAYOUT,
   LT_PREF,
-  pointerAlignment,
 } from "../ffi/cublaslt.ts";
+import { CublasLtUnsupportedError, pointerAlignment } from "../src/backend/cuda/cublaslt_plans.ts";
 import {
   CublasLayoutError,
   cublasLayoutNeeds,

@@ -20,17 +20,12 @@ import {
   CUBLAS_COMPUTE,
   CUBLAS_MATH,
   CUBLAS_OP,
-  CublasHandle,
   type CublasSymbols,
   CUDA_R,
-  type GemmStridedBatchedArgs,
 } from "../../../ffi/cublas.ts";
-import {
-  CublasLtHandle,
-  type CublasLtSymbols,
-  LT_EPILOGUE,
-  type LtMatmulArgs,
-} from "../../../ffi/cublaslt.ts";
+import { type CublasLtSymbols, LT_EPILOGUE } from "../../../ffi/cublaslt.ts";
+import { CublasHandle, type GemmStridedBatchedArgs } from "./cublas_handle.ts";
+import { CublasLtHandle, type LtMatmulArgs } from "./cublaslt_plans.ts";
 
 /** Thrown when a view's matrices have no layout cuBLAS can read; copy that operand first. */
 export class CublasLayoutError extends RangeError {
