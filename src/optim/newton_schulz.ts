@@ -14,7 +14,7 @@ import { fmt } from "../_shape.ts";
  * Keller Jordan's quintic coefficients (a, b, c) for Muon: each iteration maps every singular
  * value s to a·s + b·s³ + c·s⁵, chosen to push small values up fast rather than converge exactly.
  * After 5 iterations every singular value of the (norm-1) input above ~0.002 lands in about
- * [0.68, 1.21] (above 0.01: [0.68, 1.14]); see tests/optim2_test.ts.
+ * [0.68, 1.21] (above 0.01: [0.68, 1.14]); see tests/muon_test.ts.
  */
 export const NEWTON_SCHULZ_COEFFICIENTS: readonly [number, number, number] = [
   3.4445,
