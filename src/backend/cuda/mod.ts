@@ -7,7 +7,33 @@
 import { cudaDriver } from "../../../ffi/cuda.ts";
 import { CudaBackend } from "./cuda_backend.ts";
 import { CudaDevice } from "./device.ts";
-import { PTX_MODULES } from "./_ptx.ts";
+import type { PtxModule } from "./device.ts";
+
+/**
+ * Whether this process could create a CUDA backend: the FFI is granted and libcuda opens. Asked
+ * only when the permissions the probe needs are granted (so importing never prompts); when they
+ * are not all granted but the FFI is, the answer is "maybe".
+ */
+function cudaMayWork(): boolean {
+  const granted = (d: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(d).state === "granted";
+  if (!granted({ name: "ffi" })) return false;
+  if (!granted({ name: "read" }) || !granted({ name: "env", variable: "DENOGRAD_LIBCUDA" })) {
+    return true;
+  }
+  try {
+    cudaDriver();
+    return true;
+  } catch {
+    return false; // the same error comes back from cudaDriver() when a backend is asked for
+  }
+}
+
+// The kernels' PTX is 3.4 MB of source (about a third of importing the library): it is loaded
+// only where a CUDA backend can exist, not on CPU-only machines.
+const PTX_MODULES: readonly PtxModule[] | null = cudaMayWork()
+  ? (await import("./_ptx.ts")).PTX_MODULES
+  : null;
 
 export {
   CudaBackend,
@@ -76,6 +102,12 @@ export function createCudaBackend(ordinal: number): CudaBackend {
     throw new RangeError(
       `device "${name}": there ${count === 1 ? "is 1 CUDA device" : `are ${count} CUDA devices`}` +
         (count > 0 ? ` (cuda:0 .. cuda:${count - 1})` : ""),
+    );
+  }
+  if (!PTX_MODULES) {
+    throw new Error(
+      `device "${name}": the CUDA kernels were not loaded when denograd was imported, since ` +
+        "--allow-ffi was not granted then; grant it at startup (deno run --allow-ffi ...)",
     );
   }
   return new CudaBackend(new CudaDevice(ordinal, PTX_MODULES, cu));
