@@ -26,6 +26,8 @@ export {
 export { to } from "./src/ops/transfer.ts";
 export type {
   AdamWStepOptions,
+  AttentionArgs,
+  AttentionBackwardArgs,
   AttentionOptions,
   Backend,
   BinaryOp,

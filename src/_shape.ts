@@ -185,3 +185,45 @@ export function viewStrides(
   if (viewD !== -1) return null;
   return newStrides;
 }
+
+/** A shape and, per view, its element strides over that shape (the result of {@linkcode mergeDims}). */
+export interface MergedDims {
+  shape: number[];
+  strides: number[][];
+}
+
+/**
+ * Merges adjacent dims that every view walks as one (stride[d-1] == stride[d] * shape[d]) and
+ * drops size-1 dims, so loops run over as few, as long rows as possible. `strides` holds one
+ * stride array per view, each over `shape`. Dims are never reordered, so iteration order stays
+ * row-major (argmax ties and kernel linear indices rely on it). The result has rank >= 1 (a single
+ * element becomes shape [1], every stride 1) unless `allowRank0`, which leaves it rank 0.
+ */
+export function mergeDims(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+  allowRank0 = false,
+): MergedDims {
+  const nv = strides.length;
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    const n = shape[d];
+    if (n === 1) continue;
+    const last = outShape.length - 1;
+    let merge = last >= 0;
+    for (let v = 0; v < nv && merge; v++) merge = outStrides[v][last] === strides[v][d] * n;
+    if (merge) {
+      outShape[last] *= n;
+      for (let v = 0; v < nv; v++) outStrides[v][last] = strides[v][d];
+    } else {
+      outShape.push(n);
+      for (let v = 0; v < nv; v++) outStrides[v].push(strides[v][d]);
+    }
+  }
+  if (outShape.length === 0 && !allowRank0) {
+    outShape.push(1);
+    for (let v = 0; v < nv; v++) outStrides[v].push(1);
+  }
+  return { shape: outShape, strides: outStrides };
+}

@@ -296,8 +296,26 @@ function run(c: Case): void {
   const [cb, eb] = vec(inp.bias, [B, H, T, S], [0, T * S, S, 1]);
   const [cout, eout] = output(dtype, [B, H, T, D]);
   const [clse, elseE] = output("f32", [B, H, T]);
-  cpu.attentionForward(cq, ck, cv, cs, cb, cout, clse, o);
-  k.attentionForward(dev, eq, ek, ev, es, eb, eout, elseE, o);
+  cpu.attentionForward({
+    q: cq,
+    k: ck,
+    v: cv,
+    alibiSlopes: cs,
+    bias: cb,
+    out: cout,
+    lse: clse,
+    options: o,
+  });
+  k.attentionForward(dev, {
+    q: eq,
+    k: ek,
+    v: ev,
+    alibiSlopes: es,
+    bias: eb,
+    out: eout,
+    lse: elseE,
+    options: o,
+  });
   dev.endCall();
   // f32: the kernels accumulate in f32 in another order than the references; bf16: outputs are
   // rounded to bf16 (2^-9 relative) from f32 accumulations of bf16 inputs.
@@ -313,8 +331,34 @@ function run(c: Case): void {
   const [cdq, edq] = output(dtype, [B, H, T, D]);
   const [cdk, edk] = output(dtype, [B, Hkv, S, D]);
   const [cdv, edv] = output(dtype, [B, Hkv, S, D]);
-  cpu.attentionBackward(cq, ck, cv, cs, cb, cout, cdo, clse, cdq, cdk, cdv, o);
-  k.attentionBackward(dev, eq, ek, ev, es, eb, eout, edo, elseE, edq, edk, edv, o);
+  cpu.attentionBackward({
+    q: cq,
+    k: ck,
+    v: cv,
+    alibiSlopes: cs,
+    bias: cb,
+    out: cout,
+    dout: cdo,
+    lse: clse,
+    dq: cdq,
+    dk: cdk,
+    dv: cdv,
+    options: o,
+  });
+  k.attentionBackward(dev, {
+    q: eq,
+    k: ek,
+    v: ev,
+    alibiSlopes: es,
+    bias: eb,
+    out: eout,
+    dout: edo,
+    lse: elseE,
+    dq: edq,
+    dk: edk,
+    dv: edv,
+    options: o,
+  });
   dev.endCall();
   const grads: [string, View, View, Float64Array, number][] = [
     ["dq", edq, cdq, ref.dq, nOut],

@@ -10,7 +10,8 @@ import type { KernelArg, KernelLauncher } from "../src/backend/cuda/launcher.ts"
 import * as k from "../src/backend/cuda/kernels/mod.ts";
 import { BINARY_OPS, UNARY_OPS } from "../src/backend/cuda/kernels/elementwise.ts";
 import { planReduce, REDUCE_OPS } from "../src/backend/cuda/kernels/reduce.ts";
-import { layoutArg, MAX_RANK, mergeDims } from "../src/backend/cuda/kernels/_layout.ts";
+import { layoutArg, MAX_RANK } from "../src/backend/cuda/kernels/_layout.ts";
+import { mergeDims } from "../src/_shape.ts";
 import { KERNEL_SOURCE_HASH, NVCC_VERSION, PTX_MODULES } from "../src/backend/cuda/_ptx.ts";
 import { kernelSourceHash, kernelSources } from "../cuda/build.ts";
 
@@ -274,11 +275,42 @@ function driveAttention(l: KernelLauncher): void {
       const v = view(dt, [B, H, T, D], st, 2 * H * D), lse = view("f32", [B, H, T]);
       const slopes = view("f32", [H]), bias = view("f32", [1, H, T, T]);
       const o = () => view(dt, [B, H, T, D]);
-      k.attentionForward(l, q, kk, v, slopes, bias, o(), lse, ATTN_OPTIONS);
-      k.attentionBackward(l, q, kk, v, slopes, bias, o(), o(), lse, o(), o(), o(), ATTN_OPTIONS);
+      k.attentionForward(l, {
+        q,
+        k: kk,
+        v,
+        alibiSlopes: slopes,
+        bias,
+        out: o(),
+        lse,
+        options: ATTN_OPTIONS,
+      });
+      k.attentionBackward(l, {
+        q,
+        k: kk,
+        v,
+        alibiSlopes: slopes,
+        bias,
+        out: o(),
+        dout: o(),
+        lse,
+        dq: o(),
+        dk: o(),
+        dv: o(),
+        options: ATTN_OPTIONS,
+      });
       const gk = view(dt, [B, 2, 7, D]), lse1 = view("f32", [B, H, 1]); // GQA decode step
       const q1 = view(dt, [B, H, 1, D]);
-      k.attentionForward(l, q1, gk, gk, null, null, q1, lse1, { ...ATTN_OPTIONS, qOffset: 6 });
+      k.attentionForward(l, {
+        q: q1,
+        k: gk,
+        v: gk,
+        alibiSlopes: null,
+        bias: null,
+        out: q1,
+        lse: lse1,
+        options: { ...ATTN_OPTIONS, qOffset: 6 },
+      });
     }
   }
 }
@@ -576,17 +608,16 @@ Deno.test("wrappers reject what their kernels do not support, naming the method"
   );
   const q = view("f32", [1, 2, 5, 64]), lse = view("f32", [1, 2, 5]);
   const attn = (over: Partial<Record<"q" | "k" | "bias", View>>, options = ATTN_OPTIONS) =>
-    k.attentionForward(
-      l,
-      over.q ?? q,
-      over.k ?? over.q ?? q,
-      over.q ?? q,
-      null,
-      over.bias ?? null,
-      over.q ?? q,
+    k.attentionForward(l, {
+      q: over.q ?? q,
+      k: over.k ?? over.q ?? q,
+      v: over.q ?? q,
+      alibiSlopes: null,
+      bias: over.bias ?? null,
+      out: over.q ?? q,
       lse,
       options,
-    );
+    });
   const rejects: [() => void, ErrorConstructor, RegExp][] = [
     [() => attn({ q: view("f32", [1, 2, 5, 130]) }), RangeError, /head dims 1 to 128, got 130/],
     [() => attn({ k: view("bf16", [1, 2, 5, 64]) }), TypeError, /k must have q's dtype f32/],
@@ -607,17 +638,16 @@ Deno.test("wrappers reject what their kernels do not support, naming the method"
   }
   assert.throws(
     () =>
-      k.attentionForward(
-        l,
+      k.attentionForward(l, {
         q,
-        view("f32", [1, 3, 5, 64]),
-        view("f32", [1, 3, 5, 64]),
-        null,
-        null,
-        q,
+        k: view("f32", [1, 3, 5, 64]),
+        v: view("f32", [1, 3, 5, 64]),
+        alibiSlopes: null,
+        bias: null,
+        out: q,
         lse,
-        ATTN_OPTIONS,
-      ),
+        options: ATTN_OPTIONS,
+      }),
     (e) => e instanceof RangeError && /2 heads must be a multiple of k's 3 heads/.test(e.message),
   );
   assert.equal(l.launches.length, 0, "nothing is launched for rejected input");

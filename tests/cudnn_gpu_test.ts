@@ -184,23 +184,32 @@ function check(c: Case): void {
     : null;
   const out = zeros(g.be, cpu, [B, H, T, D], "bf16");
   const lse = zeros(g.be, cpu, [B, H, T], "f32");
-  const fwd = g.attn.tryForward(
-    q.gpu,
-    k.gpu,
-    v.gpu,
-    slopes?.gpu ?? null,
-    null,
-    out.gpu,
-    lse.gpu,
-    o,
-  );
+  const fwd = g.attn.tryForward({
+    q: q.gpu,
+    k: k.gpu,
+    v: v.gpu,
+    alibiSlopes: slopes?.gpu ?? null,
+    bias: null,
+    out: out.gpu,
+    lse: lse.gpu,
+    options: o,
+  });
   assert.ok(
     fwd,
     `cuDNN declined the forward: ${
       g.attn.reason(q.gpu, k.gpu, v.gpu, slopes?.gpu ?? null, null, out.gpu, lse.gpu, o)
     }`,
   );
-  cpu.attentionForward(q.cpu, k.cpu, v.cpu, slopes?.cpu ?? null, null, out.cpu, lse.cpu, o);
+  cpu.attentionForward({
+    q: q.cpu,
+    k: k.cpu,
+    v: v.cpu,
+    alibiSlopes: slopes?.cpu ?? null,
+    bias: null,
+    out: out.cpu,
+    lse: lse.cpu,
+    options: o,
+  });
   const outErr = relErr(read(g.be, out.gpu), read(cpu, out.cpu));
   const lseErr = relErr(read(g.be, lse.gpu), read(cpu, lse.cpu));
   console.log(
@@ -223,40 +232,40 @@ function check(c: Case): void {
     const dq = zeros(g.be, cpu, [B, H, T, D], "bf16");
     const dk = zeros(g.be, cpu, [B, Hkv, S, D], "bf16");
     const dv = zeros(g.be, cpu, [B, Hkv, S, D], "bf16");
-    const bwd = g.attn.tryBackward(
-      q.gpu,
-      k.gpu,
-      v.gpu,
-      slopes?.gpu ?? null,
-      null,
-      out.gpu,
-      dout.gpu,
-      lse.gpu,
-      dq.gpu,
-      dk.gpu,
-      dv.gpu,
-      o,
-    );
+    const bwd = g.attn.tryBackward({
+      q: q.gpu,
+      k: k.gpu,
+      v: v.gpu,
+      alibiSlopes: slopes?.gpu ?? null,
+      bias: null,
+      out: out.gpu,
+      dout: dout.gpu,
+      lse: lse.gpu,
+      dq: dq.gpu,
+      dk: dk.gpu,
+      dv: dv.gpu,
+      options: o,
+    });
     assert.ok(
       bwd,
       `cuDNN declined the backward: ${
         g.attn.reason(q.gpu, k.gpu, v.gpu, slopes?.gpu ?? null, null, out.gpu, lse.gpu, o, true)
       }`,
     );
-    cpu.attentionBackward(
-      q.cpu,
-      k.cpu,
-      v.cpu,
-      slopes?.cpu ?? null,
-      null,
-      out.cpu,
-      dout.cpu,
-      lse.cpu,
-      dq.cpu,
-      dk.cpu,
-      dv.cpu,
-      o,
-    );
+    cpu.attentionBackward({
+      q: q.cpu,
+      k: k.cpu,
+      v: v.cpu,
+      alibiSlopes: slopes?.cpu ?? null,
+      bias: null,
+      out: out.cpu,
+      dout: dout.cpu,
+      lse: lse.cpu,
+      dq: dq.cpu,
+      dk: dk.cpu,
+      dv: dv.cpu,
+      options: o,
+    });
     for (const [name, x] of [["dq", dq], ["dk", dk], ["dv", dv]] as const) {
       const err = relErr(read(g.be, x.gpu), read(cpu, x.cpu));
       console.log(`  backward ${name}: rel err ${err.toExponential(2)}`);
@@ -317,6 +326,18 @@ gpuTest("dropout is declined (the caller's kernel runs instead)", () => {
   const q = zeros(g.be, cpu, [1, 1, 8, 64], "bf16");
   const lse = zeros(g.be, cpu, [1, 1, 8], "f32");
   const o = options({ dropout: 0.1 });
-  assert.equal(g.attn.tryForward(q.gpu, q.gpu, q.gpu, null, null, q.gpu, lse.gpu, o), false);
+  assert.equal(
+    g.attn.tryForward({
+      q: q.gpu,
+      k: q.gpu,
+      v: q.gpu,
+      alibiSlopes: null,
+      bias: null,
+      out: q.gpu,
+      lse: lse.gpu,
+      options: o,
+    }),
+    false,
+  );
   assert.match(g.attn.reason(q.gpu, q.gpu, q.gpu, null, null, q.gpu, lse.gpu, o)!, /dropout/);
 });

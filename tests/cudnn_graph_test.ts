@@ -31,7 +31,10 @@ Deno.test("cuDNN SDPA forward: causal graph over strided qkv views, op by op", (
   const B = 2, H = 3, T = 5, D = 16;
   const { q, k, v, out, lse } = qkvViews(B, H, T, D);
   const { fake, attn, scratch } = harness();
-  assert.equal(attn.tryForward(q, k, v, null, null, out, lse, options()), true);
+  assert.equal(
+    attn.tryForward({ q, k, v, alibiSlopes: null, bias: null, out, lse, options: options() }),
+    true,
+  );
   assert.equal(fake.stream, 0x77n, "the handle is bound to the backend's stream");
 
   const ops = graphOps(fake);
@@ -186,14 +189,47 @@ Deno.test("cuDNN SDPA forward: causal graph over strided qkv views, op by op", (
 Deno.test("cuDNN SDPA forward: plans are cached per layout; the scale is set per call", () => {
   const { q, k, v, out, lse } = qkvViews(1, 2, 8, 8);
   const { fake, attn } = harness();
-  assert.ok(attn.tryForward(q, k, v, null, null, out, lse, options({ scale: 0.5 })));
+  assert.ok(
+    attn.tryForward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      lse,
+      options: options({ scale: 0.5 }),
+    }),
+  );
   const descriptors = fake.descriptors.size;
-  assert.ok(attn.tryForward(q, k, v, null, null, out, lse, options({ scale: 0.25 })));
+  assert.ok(
+    attn.tryForward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      lse,
+      options: options({ scale: 0.25 }),
+    }),
+  );
   assert.equal(fake.descriptors.size, descriptors + 1, "only a new variant pack");
   assert.equal(fake.executions[0].plan, fake.executions[1].plan);
   assert.equal(readF32(fake.executions[1].pointers.get(SDPA_UID.SCALE)!), 0.25);
   // A different mask is a different graph.
-  assert.ok(attn.tryForward(q, k, v, null, null, out, lse, options({ causal: false })));
+  assert.ok(
+    attn.tryForward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      lse,
+      options: options({ causal: false }),
+    }),
+  );
   assert.equal(fake.ofType(CUDNN_BACKEND.OPERATIONGRAPH_DESCRIPTOR).length, 2);
   assert.deepEqual(graphOps(fake).map((o) => o.label), [
     "matmul",
@@ -216,7 +252,9 @@ Deno.test("cuDNN SDPA forward: plans are cached per layout; the scale is set per
 Deno.test("cuDNN SDPA: engines that fail to finalize are skipped; no engine means fallback, remembered", () => {
   const { q, k, v, out, lse } = qkvViews(1, 2, 8, 8);
   const skip = harness({ rejectPlans: 1 });
-  assert.ok(skip.attn.tryForward(q, k, v, null, null, out, lse, options()));
+  assert.ok(
+    skip.attn.tryForward({ q, k, v, alibiSlopes: null, bias: null, out, lse, options: options() }),
+  );
   const cfgs = skip.fake.ofType(CUDNN_BACKEND.ENGINECFG_DESCRIPTOR);
   const plans = skip.fake.ofType(CUDNN_BACKEND.EXECUTION_PLAN_DESCRIPTOR);
   assert.deepEqual(plans.map((p) => p.finalized), [false, true]);
@@ -225,7 +263,10 @@ Deno.test("cuDNN SDPA: engines that fail to finalize are skipped; no engine mean
   ]);
 
   const none = harness({ engines: 0 });
-  assert.equal(none.attn.tryForward(q, k, v, null, null, out, lse, options()), false);
+  assert.equal(
+    none.attn.tryForward({ q, k, v, alibiSlopes: null, bias: null, out, lse, options: options() }),
+    false,
+  );
   assert.equal(none.fake.executions.length, 0);
   // Both heuristic modes were asked (A, then FALLBACK).
   const modes = none.fake.ofType(CUDNN_BACKEND.ENGINEHEUR_DESCRIPTOR).map((h) =>
@@ -238,7 +279,10 @@ Deno.test("cuDNN SDPA: engines that fail to finalize are skipped; no engine mean
     /no engine supports this graph/,
   );
   const created = none.fake.descriptors.size;
-  assert.equal(none.attn.tryForward(q, k, v, null, null, out, lse, options()), false);
+  assert.equal(
+    none.attn.tryForward({ q, k, v, alibiSlopes: null, bias: null, out, lse, options: options() }),
+    false,
+  );
   assert.equal(none.fake.descriptors.size, created, "not rebuilt");
 });
 
@@ -247,7 +291,9 @@ Deno.test("cuDNN SDPA forward: ALiBi adds (col - row) * slope before the causal 
   const { q, k, v, out, lse } = qkvViews(B, H, T, D);
   const slopes = view("f32", [H], [1], 1 << 22);
   const { fake, attn } = harness();
-  assert.ok(attn.tryForward(q, k, v, slopes, null, out, lse, options()));
+  assert.ok(
+    attn.tryForward({ q, k, v, alibiSlopes: slopes, bias: null, out, lse, options: options() }),
+  );
   const ops = graphOps(fake);
   assert.deepEqual(ops.slice(0, 11).map((o) => o.label), [
     "matmul",
@@ -291,7 +337,18 @@ Deno.test("cuDNN SDPA forward: bottom-right causal (qOffset = S - T) shifts the 
   const out = view("bf16", [B, H, T, D], contiguous([B, H, T, D]), 12288);
   const lse = view("f32", [B, H, T], contiguous([B, H, T]), 16384);
   const { fake, attn } = harness();
-  assert.ok(attn.tryForward(q, k, v, null, null, out, lse, options({ qOffset: S - T })));
+  assert.ok(
+    attn.tryForward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      lse,
+      options: options({ qOffset: S - T }),
+    }),
+  );
   const ops = graphOps(fake);
   assert.deepEqual(ops.slice(2, 7).map((o) => o.label), [
     "GEN_INDEX",
@@ -330,7 +387,20 @@ Deno.test("cuDNN SDPA backward: grouped-query causal graph, op by op", () => {
   const dv = view("bf16", [B, Hkv, T, D], contiguous([B, Hkv, T, D]), 1 << 22);
   const { fake, attn, scratch, zeroed } = harness();
   assert.ok(
-    attn.tryBackward(q, k, v, null, null, out, dout, lse, dq, dk, dv, options({ scale: 0.3 })),
+    attn.tryBackward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      dout,
+      lse,
+      dq,
+      dk,
+      dv,
+      options: options({ scale: 0.3 }),
+    }),
   );
   const ops = graphOps(fake);
   assert.deepEqual(ops.map((o) => o.label), [
@@ -498,20 +568,20 @@ Deno.test("cuDNN SDPA backward: equal heads write dK and dV straight from the ma
   const g = (o: number) => view("bf16", [1, 2, 4, 8], contiguous([1, 2, 4, 8]), o);
   const { fake, attn } = harness();
   assert.ok(
-    attn.tryBackward(
+    attn.tryBackward({
       q,
       k,
       v,
-      null,
-      null,
+      alibiSlopes: null,
+      bias: null,
       out,
-      g(1 << 20),
+      dout: g(1 << 20),
       lse,
-      g(1 << 21),
-      g(1 << 22),
-      g(1 << 23),
-      options({ causal: false }),
-    ),
+      dq: g(1 << 21),
+      dk: g(1 << 22),
+      dv: g(1 << 23),
+      options: options({ causal: false }),
+    }),
   );
   const ops = graphOps(fake);
   assert.equal(ops.filter((o) => o.label === "sum").length, 1, "only the rowsum(dO * O) reduction");
@@ -530,20 +600,20 @@ Deno.test("cuDNN SDPA backward: a rejected graph is reported by reason(backward)
   const { q, k, v, out, lse } = qkvViews(1, 2, 8, 8);
   const g = (o: number) => view("bf16", [1, 2, 8, 8], contiguous([1, 2, 8, 8]), o);
   const { fake, attn } = harness({ engines: 0 });
-  const args = [
+  const args = {
     q,
     k,
     v,
-    null,
-    null,
+    alibiSlopes: null,
+    bias: null,
     out,
-    g(1 << 20),
+    dout: g(1 << 20),
     lse,
-    g(1 << 21),
-    g(1 << 22),
-    g(1 << 23),
-  ] as const;
-  assert.equal(attn.tryBackward(...args, options()), false);
+    dq: g(1 << 21),
+    dk: g(1 << 22),
+    dv: g(1 << 23),
+  };
+  assert.equal(attn.tryBackward({ ...args, options: options() }), false);
   assert.match(attn.reason(q, k, v, null, null, out, lse, options(), true)!, /no engine supports/);
   assert.equal(
     attn.reason(q, k, v, null, null, out, lse, options()),
@@ -551,6 +621,6 @@ Deno.test("cuDNN SDPA backward: a rejected graph is reported by reason(backward)
     "the forward is still worth trying",
   );
   const created = fake.descriptors.size;
-  assert.equal(attn.tryBackward(...args, options()), false);
+  assert.equal(attn.tryBackward({ ...args, options: options() }), false);
   assert.equal(fake.descriptors.size, created);
 });

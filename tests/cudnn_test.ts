@@ -338,7 +338,19 @@ Deno.test("cudnnAttentionUnsupported: what goes to cuDNN and what falls back", (
   );
   // tryForward declines unsupported calls without touching cuDNN.
   const { fake, attn } = harness();
-  assert.equal(attn.tryForward(q, k, v, null, null, out, lse, options({ dropout: 0.5 })), false);
+  assert.equal(
+    attn.tryForward({
+      q,
+      k,
+      v,
+      alibiSlopes: null,
+      bias: null,
+      out,
+      lse,
+      options: options({ dropout: 0.5 }),
+    }),
+    false,
+  );
   assert.equal(fake.descriptors.size, 0);
   assert.deepEqual(fake.calls, []);
 });
@@ -381,7 +393,16 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
   const B = 1, H = 2, T = 16, D = 64;
   const x = backendViews(be, B, H, T, D);
   const allocated = be.memoryStats().allocatedBytes;
-  be.attentionForward(x.q, x.k, x.v, null, null, x.out, x.lse, options());
+  be.attentionForward({
+    q: x.q,
+    k: x.k,
+    v: x.v,
+    alibiSlopes: null,
+    bias: null,
+    out: x.out,
+    lse: x.lse,
+    options: options(),
+  });
   assert.equal(fake.executions.length, 1);
   assert.deepEqual(dev.launches.filter((l) => l.name.startsWith("attention")), []);
   assert.equal(fake.stream, dev.stream, "cuDNN is bound to the backend's stream");
@@ -393,20 +414,20 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
 
   // Backward: the f32 dQ accumulator is zeroed on the device before cuDNN runs.
   const acc0 = dev.launches.length;
-  be.attentionBackward(
-    x.q,
-    x.k,
-    x.v,
-    null,
-    null,
-    x.out,
-    x.dout,
-    x.lse,
-    x.dq,
-    x.dk,
-    x.dv,
-    options(),
-  );
+  be.attentionBackward({
+    q: x.q,
+    k: x.k,
+    v: x.v,
+    alibiSlopes: null,
+    bias: null,
+    out: x.out,
+    dout: x.dout,
+    lse: x.lse,
+    dq: x.dq,
+    dk: x.dk,
+    dv: x.dv,
+    options: options(),
+  });
   assert.equal(fake.executions.length, 2);
   assert.equal(dev.launches.length, acc0, "no kernel launched");
   const acc = fake.executions[1].pointers.get(SDPA_UID.DQ_ACCUM)!;
@@ -414,7 +435,16 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
   assert.equal(be.memoryStats().allocatedBytes, allocated);
 
   // Dropout is not cuDNN's to do: our kernel runs, cuDNN is not asked.
-  be.attentionForward(x.q, x.k, x.v, null, null, x.out, x.lse, options({ dropout: 0.2 }));
+  be.attentionForward({
+    q: x.q,
+    k: x.k,
+    v: x.v,
+    alibiSlopes: null,
+    bias: null,
+    out: x.out,
+    lse: x.lse,
+    options: options({ dropout: 0.2 }),
+  });
   assert.equal(fake.executions.length, 2);
   assert.ok(dev.launches.some((l) => /^attention_forward_(mma_)?bf16_/.test(l.name)));
 });
@@ -427,7 +457,16 @@ Deno.test("CudaBackend: our kernel is the default; a bad attention option is a T
     const fake = new FakeCudnn();
     const be = new CudaBackend(dev, { cudnnSymbols: fake.symbols });
     const x = backendViews(be, 1, 2, 16, 64);
-    be.attentionForward(x.q, x.k, x.v, null, null, x.out, x.lse, options());
+    be.attentionForward({
+      q: x.q,
+      k: x.k,
+      v: x.v,
+      alibiSlopes: null,
+      bias: null,
+      out: x.out,
+      lse: x.lse,
+      options: options(),
+    });
     assert.ok(dev.launches.some((l) => /^attention_forward_(mma_)?bf16_/.test(l.name)));
     assert.deepEqual(fake.calls, [], "cuDNN never touched");
     assert.equal(fake.descriptors.size, 0);
@@ -438,7 +477,16 @@ Deno.test("CudaBackend: our kernel is the default; a bad attention option is a T
     const fake2 = new FakeCudnn();
     const be2 = new CudaBackend(dev2, { cudnnSymbols: fake2.symbols });
     const y = backendViews(be2, 1, 2, 16, 64);
-    be2.attentionForward(y.q, y.k, y.v, null, null, y.out, y.lse, options());
+    be2.attentionForward({
+      q: y.q,
+      k: y.k,
+      v: y.v,
+      alibiSlopes: null,
+      bias: null,
+      out: y.out,
+      lse: y.lse,
+      options: options(),
+    });
     assert.equal(fake2.executions.length, 1);
   } finally {
     if (saved === undefined) Deno.env.delete("DENOGRAD_ATTENTION");

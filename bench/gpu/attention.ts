@@ -200,22 +200,32 @@ for (const T of values.quick ? ATTENTION_BENCH.T.slice(0, 2) : ATTENTION_BENCH.T
     });
     const v: Record<string, View> = {};
     for (const [name, t] of Object.entries(data)) v[name] = t._view();
-    const forward = () => be.attentionForward(v.q, v.k, v.v, null, null, v.out, v.lse, options);
-    const backward = () =>
-      be.attentionBackward(
-        v.q,
-        v.k,
-        v.v,
-        null,
-        null,
-        v.out,
-        v.dout,
-        v.lse,
-        v.dq,
-        v.dk,
-        v.dv,
+    const forward = () =>
+      be.attentionForward({
+        q: v.q,
+        k: v.k,
+        v: v.v,
+        alibiSlopes: null,
+        bias: null,
+        out: v.out,
+        lse: v.lse,
         options,
-      );
+      });
+    const backward = () =>
+      be.attentionBackward({
+        q: v.q,
+        k: v.k,
+        v: v.v,
+        alibiSlopes: null,
+        bias: null,
+        out: v.out,
+        dout: v.dout,
+        lse: v.lse,
+        dq: v.dq,
+        dk: v.dk,
+        dv: v.dv,
+        options,
+      });
     const flops = attentionFlops(B, H, T, D, causal);
     const fwd = time(forward);
     const both = time(() => (forward(), backward()));

@@ -126,6 +126,38 @@ export interface AttentionOptions {
   dropoutBlock: number;
 }
 
+/** The operands of one {@linkcode Backend.attentionForward} call. */
+export interface AttentionArgs {
+  /** Queries (B, H, T, D), unit stride in D. */
+  q: View;
+  /** Keys (B, Hkv, S, D), unit stride in D; H % Hkv == 0. */
+  k: View;
+  /** Values (B, Hkv, S, D), unit stride in D. */
+  v: View;
+  /** ALiBi slopes (H) f32, or null. */
+  alibiSlopes: View | null;
+  /** Additive score bias f32 broadcastable to (B, H, T, S) through 0 strides, or null. */
+  bias: View | null;
+  /** Output (B, H, T, D), unit stride in D (an input of the backward call). */
+  out: View;
+  /** Log-sum-exp of each score row (B, H, T) f32 (an input of the backward call). */
+  lse: View;
+  /** Masking, scale and dropout. */
+  options: AttentionOptions;
+}
+
+/** The operands of one {@linkcode Backend.attentionBackward} call: the forward's, plus these. */
+export interface AttentionBackwardArgs extends AttentionArgs {
+  /** Gradient of out (B, H, T, D). */
+  dout: View;
+  /** Gradient of q (B, H, T, D), overwritten; unit stride in D. */
+  dq: View;
+  /** Gradient of k (B, Hkv, S, D), overwritten; unit stride in D. */
+  dk: View;
+  /** Gradient of v (B, Hkv, S, D), overwritten; unit stride in D. */
+  dv: View;
+}
+
 /** torch.optim.SGD hyperparameters for one fused update ({@linkcode Backend.sgdStep}). */
 export interface SgdStepOptions {
   /** Learning rate. */
@@ -284,16 +316,7 @@ export interface Backend {
    * u >= dropout — the mask `dropout()` draws on the contiguous (B, H, T, S) weights. dtypes: q, k,
    * v, out one float dtype (f32, or bf16 on CUDA); accumulation in f32.
    */
-  attentionForward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    lse: View,
-    options: AttentionOptions,
-  ): void;
+  attentionForward(args: AttentionArgs): void;
   /**
    * Gradients of {@linkcode Backend.attentionForward} (FlashAttention-2: p recomputed from lse,
    * D_i = rowsum(dout_i * out_i), ds = p * (dp - D_i) with dp = dropped(dout · v^T)):
@@ -305,20 +328,7 @@ export interface Backend {
    * kv head), with unit stride in D. No gradient flows to alibiSlopes or bias. Same options (and
    * dropout mask) as the forward call.
    */
-  attentionBackward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    dout: View,
-    lse: View,
-    dq: View,
-    dk: View,
-    dv: View,
-    options: AttentionOptions,
-  ): void;
+  attentionBackward(args: AttentionBackwardArgs): void;
 
   // ---- optimizer ----
   /**

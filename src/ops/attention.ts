@@ -229,16 +229,16 @@ export function scaledDotProductAttention(
   const biasView = bias ? broadcastView(bias, [B, H, T, S]) : null;
   const out = empty([B, H, T, D], q.dtype, q); // (B, H, T, D)
   const lse = empty([B, H, T], "f32", q); // (B, H, T)
-  q.backend.attentionForward(
-    qu._view(),
-    ku._view(),
-    vu._view(),
-    slopesView,
-    biasView,
-    out._view(),
-    lse._view(),
+  q.backend.attentionForward({
+    q: qu._view(),
+    k: ku._view(),
+    v: vu._view(),
+    alibiSlopes: slopesView,
+    bias: biasView,
+    out: out._view(),
+    lse: lse._view(),
     options,
-  );
+  });
   const outSaved = out.alias();
   const copies = [qu, ku, vu].filter((t, i) => t !== [q, k, v][i]);
   const temps = [...copies, outSaved, lse, ...(slopes ? [slopes] : []), ...(bias ? [bias] : [])];
@@ -247,20 +247,20 @@ export function scaledDotProductAttention(
     const dq = empty(q.shape, q.dtype, g); // (B, H, T, D)
     const dk = empty(k.shape, k.dtype, g); // (B, Hkv, S, D)
     const dv = empty(v.shape, v.dtype, g); // (B, Hkv, S, D)
-    g.backend.attentionBackward(
-      qu._view(),
-      ku._view(),
-      vu._view(),
-      slopesView,
-      biasView,
-      outSaved._view(),
-      gu._view(),
-      lse._view(),
-      dq._view(),
-      dk._view(),
-      dv._view(),
+    g.backend.attentionBackward({
+      q: qu._view(),
+      k: ku._view(),
+      v: vu._view(),
+      alibiSlopes: slopesView,
+      bias: biasView,
+      out: outSaved._view(),
+      dout: gu._view(),
+      lse: lse._view(),
+      dq: dq._view(),
+      dk: dk._view(),
+      dv: dv._view(),
       options,
-    );
+    });
     if (gu !== g) gu.dispose();
     return [dq, dk, dv];
   }, temps);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { AttentionOptions, View } from "../backend.ts";
+import type { AttentionArgs, AttentionBackwardArgs, AttentionOptions, View } from "../backend.ts";
 import { philox4x32 } from "../../random.ts";
 import { f32Of } from "./buffer.ts";
 import type { Sgemm } from "./matmul.ts";
@@ -255,17 +255,8 @@ function gemm(
 }
 
 /** Fused attention forward; see Backend.attentionForward. */
-export function attentionForward(
-  q: View,
-  k: View,
-  v: View,
-  alibiSlopes: View | null,
-  bias: View | null,
-  out: View,
-  lse: View,
-  o: AttentionOptions,
-  sgemm: Sgemm,
-): void {
+export function attentionForward(args: AttentionArgs, sgemm: Sgemm): void {
+  const { q, k, v, alibiSlopes, bias, out, lse, options: o } = args;
   const P = new Problem(q, k, v, alibiSlopes, bias, o, sgemm);
   const { B, H, T, S, D, s, z } = P;
   const outA = viewArray(out, "out"), lseA = viewArray(lse, "lse");
@@ -325,21 +316,8 @@ export function attentionForward(
 }
 
 /** Fused attention backward; see Backend.attentionBackward. dq, dk, dv are overwritten. */
-export function attentionBackward(
-  q: View,
-  k: View,
-  v: View,
-  alibiSlopes: View | null,
-  bias: View | null,
-  out: View,
-  dout: View,
-  lse: View,
-  dq: View,
-  dk: View,
-  dv: View,
-  o: AttentionOptions,
-  sgemm: Sgemm,
-): void {
+export function attentionBackward(args: AttentionBackwardArgs, sgemm: Sgemm): void {
+  const { q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options: o } = args;
   const P = new Problem(q, k, v, alibiSlopes, bias, o, sgemm);
   const { B, Hkv, T, S, D, s, z } = P;
   const outA = viewArray(out, "out"), doA = viewArray(dout, "dout"), lseA = viewArray(lse, "lse");

@@ -7,7 +7,8 @@
 import type { View } from "../backend.ts";
 import { bf16BitsToF32, f32ToBf16Bits } from "../../dtype.ts";
 import { cpuBuffer } from "./buffer.ts";
-import { coalesce, forEachRow, sizeOf } from "./strided.ts";
+import { forEachRow, sizeOf } from "./strided.ts";
+import { mergeDims } from "../../_shape.ts";
 
 type Load = (i: number) => number;
 type Store = (i: number, value: number) => void;
@@ -30,7 +31,7 @@ function storer(v: View, op: string): Store {
 /** out = x with dtype conversion, any strides, where x or out (or both) is bf16. */
 export function copyBf16(x: View, out: View): void {
   if (sizeOf(out.shape) === 0) return;
-  const L = coalesce(out.shape, [x.strides, out.strides]);
+  const L = mergeDims(out.shape, [x.strides, out.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], xs = L.strides[0][r], os = L.strides[1][r];
   if (x.dtype === "bf16" && out.dtype === "bf16") {
@@ -51,7 +52,7 @@ export function copyBf16(x: View, out: View): void {
 export function fillBf16(out: View, value: number): void {
   if (sizeOf(out.shape) === 0) return;
   const o = cpuBuffer(out.buffer, "fill").u16, bits = f32ToBf16Bits(value);
-  const L = coalesce(out.shape, [out.strides]);
+  const L = mergeDims(out.shape, [out.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], s = L.strides[0][r];
   forEachRow(L.shape, L.strides, [out.offset], (p) => {

@@ -6,7 +6,8 @@
 
 import type {
   AdamWStepOptions,
-  AttentionOptions,
+  AttentionArgs,
+  AttentionBackwardArgs,
   Backend,
   BinaryOp,
   Buffer,
@@ -249,35 +250,13 @@ export class CpuBackend implements Backend {
   }
 
   /** Fused tiled attention with an online softmax (see the Backend interface). */
-  attentionForward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    lse: View,
-    options: AttentionOptions,
-  ): void {
-    attentionForward(q, k, v, alibiSlopes, bias, out, lse, options, this.#sgemm);
+  attentionForward(args: AttentionArgs): void {
+    attentionForward(args, this.#sgemm);
   }
 
   /** Gradient of attentionForward, recomputing each tile's probabilities from lse. */
-  attentionBackward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    dout: View,
-    lse: View,
-    dq: View,
-    dk: View,
-    dv: View,
-    options: AttentionOptions,
-  ): void {
-    attentionBackward(q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options, this.#sgemm);
+  attentionBackward(args: AttentionBackwardArgs): void {
+    attentionBackward(args, this.#sgemm);
   }
 
   /** One fused AdamW update of param, m and v in place (see the Backend interface). */

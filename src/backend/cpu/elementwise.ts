@@ -1,6 +1,6 @@
 /**
  * Elementwise kernels: fill, unary, binary (broadcasting through stride-0 views) and where.
- * Dims are merged first (`coalesce`); then each innermost row runs a specialised loop: dense
+ * Dims are merged first (`mergeDims`); then each innermost row runs a specialised loop: dense
  * rows and scalar-broadcast rows run on 0-based subarrays (V8 compiles those ~2x faster than
  * offset-indexed loops), anything else runs the strided loop.
  * @module
@@ -10,8 +10,9 @@ import type { BinaryOp, UnaryOp, View } from "../backend.ts";
 import type { TypedArray } from "../../dtype.ts";
 import { arrayOf } from "./buffer.ts";
 import { copyBf16, fillBf16 } from "./bf16.ts";
-import { coalesce, copyStrided, forEachRow, sizeOf } from "./strided.ts";
+import { copyStrided, forEachRow, sizeOf } from "./strided.ts";
 import { unaryDense, unaryScalar, unaryStrided } from "./unary_loops.ts";
+import { mergeDims } from "../../_shape.ts";
 import {
   binaryDense,
   binaryScalar,
@@ -28,7 +29,7 @@ export function fill(out: View, value: number): void {
   if (sizeOf(out.shape) === 0) return;
   if (out.dtype === "bf16") return fillBf16(out, value);
   const o = arrayOf(out, "fill");
-  const L = coalesce(out.shape, [out.strides]);
+  const L = mergeDims(out.shape, [out.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], s = L.strides[0][r];
   forEachRow(L.shape, L.strides, [out.offset], (p) => {
@@ -49,7 +50,7 @@ export function unary(op: UnaryOp, x: View, out: View): void {
     copyStrided(out.shape, xa, x.offset, x.strides, oa, out.offset, out.strides);
     return;
   }
-  const L = coalesce(out.shape, [x.strides, out.strides]);
+  const L = mergeDims(out.shape, [x.strides, out.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], xs = L.strides[0][r], os = L.strides[1][r];
   if (xa instanceof Float32Array && oa instanceof Float32Array) {
@@ -73,7 +74,7 @@ export function unary(op: UnaryOp, x: View, out: View): void {
 export function binary(op: BinaryOp, a: View, b: View, out: View): void {
   if (sizeOf(out.shape) === 0) return;
   const aa = arrayOf(a, op), ba = arrayOf(b, op), oa = arrayOf(out, op);
-  const L = coalesce(out.shape, [a.strides, b.strides, out.strides]);
+  const L = mergeDims(out.shape, [a.strides, b.strides, out.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], as = L.strides[0][r], bs = L.strides[1][r], os = L.strides[2][r];
   const offsets = [a.offset, b.offset, out.offset];
@@ -137,7 +138,7 @@ export function where(cond: View, a: View, b: View, out: View): void {
   if (sizeOf(out.shape) === 0) return;
   const ca = arrayOf(cond, "where"), aa = arrayOf(a, "where"), ba = arrayOf(b, "where");
   const oa = arrayOf(out, "where");
-  const L = coalesce(out.shape, [cond.strides, a.strides, b.strides, out.strides]);
+  const L = mergeDims(out.shape, [cond.strides, a.strides, b.strides, out.strides]);
   const r = L.shape.length - 1;
   const [cs, as, bs, os] = L.strides.map((s) => s[r]);
   const n = L.shape[r];

@@ -7,7 +7,8 @@
 
 import type { View } from "../backend.ts";
 import { arrayOf, f32Of, i32Of } from "./buffer.ts";
-import { coalesce, forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
+import { forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
+import { mergeDims } from "../../_shape.ts";
 
 /** Rank-0 views act as shape [1] so `axis` 0 exists. */
 function atLeast1d(v: View): View {
@@ -17,7 +18,7 @@ function atLeast1d(v: View): View {
 /** Throws a RangeError naming `op` unless every index is in [0, limit). */
 function checkIndices(op: string, index: View, axis: number, limit: number): void {
   const idx = i32Of(index, op);
-  const L = coalesce(index.shape, [index.strides]);
+  const L = mergeDims(index.shape, [index.strides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], s = L.strides[0][r];
   forEachRow(L.shape, L.strides, [index.offset], (p) => {
@@ -37,7 +38,7 @@ function checkIndices(op: string, index: View, axis: number, limit: number): voi
  */
 function indexLayout(index: View, axis: number, target: View, other: View) {
   const tStrides = target.strides.map((s, d) => (d === axis ? 0 : s));
-  const L = coalesce(index.shape, [index.strides, tStrides, other.strides]);
+  const L = mergeDims(index.shape, [index.strides, tStrides, other.strides]);
   const r = L.shape.length - 1;
   const [is, ts, os] = L.strides.map((s) => s[r]);
   return { L, n: L.shape[r], is, ts, os, offsets: [index.offset, target.offset, other.offset] };

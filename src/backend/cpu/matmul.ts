@@ -8,11 +8,11 @@
 import type { MatmulOptions, View } from "../backend.ts";
 import { CblasNoTrans, CblasRowMajor, CblasTrans, type OpenBlas } from "../../../ffi/openblas.ts";
 import { f32Of } from "./buffer.ts";
-import { coalesce, forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
+import { forEachRow, packed, sizeOf, withDenseOut } from "./strided.ts";
 import { type Sgemm, sgemmFallback } from "./matmul_fallback.ts";
 
 export type { Sgemm };
-import { contiguousStrides } from "../../_shape.ts";
+import { contiguousStrides, mergeDims } from "../../_shape.ts";
 
 /** An sgemm over OpenBLAS, or the TypeScript fallback when `blas` is null. */
 export function makeSgemm(blas: OpenBlas | null): Sgemm {
@@ -144,14 +144,14 @@ export function matmul(a: View, b: View, out: View, options: MatmulOptions, gemm
       !tA && !sc.trans && batchShape.length > 0 &&
       bB.every((s, d) => s === 0 || batchShape[d] === 1)
     ) {
-      const fa = coalesce([...batchShape, M], [[...aB, sa.ld], [...cB, sc.ld]]);
+      const fa = mergeDims([...batchShape, M], [[...aB, sa.ld], [...cB, sc.ld]]);
       const rows = sizeOf(batchShape) * M;
       if (fa.shape.length === 1 && fa.strides[0][0] >= K && fa.strides[1][0] >= N) {
         call(A.offset, B.offset, cOffset, rows, fa.strides[0][0], fa.strides[1][0]);
         return;
       }
     }
-    const L = coalesce(batchShape, [aB, bB, cB]);
+    const L = mergeDims(batchShape, [aB, bB, cB]);
     const inner = L.shape.length - 1;
     const n = L.shape[inner];
     const [as, bs, cs] = L.strides.map((s) => s[inner]);

@@ -13,8 +13,8 @@
 
 import type { ReduceOp, View } from "../backend.ts";
 import { arrayOf } from "./buffer.ts";
-import { coalesce, forEachRow, sizeOf, withDenseOut } from "./strided.ts";
-import { contiguousStrides } from "../../_shape.ts";
+import { forEachRow, sizeOf, withDenseOut } from "./strided.ts";
+import { contiguousStrides, mergeDims } from "../../_shape.ts";
 
 /** Reduces `x` over sorted unique `axes` into `out` (x's shape with those axes set to 1). */
 export function reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void {
@@ -33,7 +33,7 @@ export function reduce(op: ReduceOp, x: View, axes: readonly number[], out: View
   const keptShape = x.shape.map((n, d) => (reduced[d] ? 1 : n));
   const accStrides = contiguousStrides(keptShape).map((s, d) => (reduced[d] ? 0 : s));
   const posStrides = contiguousStrides(reducedShape).map((s, d) => (reduced[d] ? s : 0));
-  const L = coalesce(x.shape, [x.strides, accStrides, posStrides]);
+  const L = mergeDims(x.shape, [x.strides, accStrides, posStrides]);
   const arg = op === "argmax" || op === "argmin";
   const acc = new Float64Array(outSize).fill(
     op === "sum" ? 0 : op === "max" || op === "argmax" ? -Infinity : Infinity,

@@ -8,52 +8,13 @@ import type { View } from "../backend.ts";
 import type { TypedArray } from "../../dtype.ts";
 import { typedArrayFor } from "../../dtype.ts";
 import { arrayOf } from "./buffer.ts";
-import { contiguousStrides } from "../../_shape.ts";
+import { contiguousStrides, mergeDims } from "../../_shape.ts";
 
 /** Number of elements of a shape (1 for rank 0). */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
-}
-
-/** A shape and, per view, its strides over that shape. */
-export interface Layout {
-  shape: number[];
-  strides: number[][];
-}
-
-/**
- * Merges adjacent dims that every view walks as one (stride[d-1] == stride[d] * shape[d]) and
- * drops size-1 dims. The result has rank >= 1; a single element becomes shape [1], strides 1.
- * Dims are never reordered, so iteration order stays row-major (argmax ties rely on it).
- */
-export function coalesce(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-): Layout {
-  const nv = strides.length;
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let v = 0; v < nv && merge; v++) merge = outStrides[v][last] === strides[v][d] * n;
-    if (merge) {
-      outShape[last] *= n;
-      for (let v = 0; v < nv; v++) outStrides[v][last] = strides[v][d];
-    } else {
-      outShape.push(n);
-      for (let v = 0; v < nv; v++) outStrides[v].push(strides[v][d]);
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    for (let v = 0; v < nv; v++) outStrides[v].push(1);
-  }
-  return { shape: outShape, strides: outStrides };
 }
 
 /**
@@ -137,7 +98,7 @@ export function copyStrided(
 ): void {
   const size = sizeOf(shape);
   if (size === 0) return;
-  const L = coalesce(shape, [xStrides, oStrides]);
+  const L = mergeDims(shape, [xStrides, oStrides]);
   const r = L.shape.length - 1;
   const n = L.shape[r], xs = L.strides[0][r], os = L.strides[1][r];
   if (xs === 1 && os === 1 && n >= 64) {

@@ -8,7 +8,8 @@
 
 import type {
   AdamWStepOptions,
-  AttentionOptions,
+  AttentionArgs,
+  AttentionBackwardArgs,
   Backend,
   BinaryOp,
   Buffer,
@@ -37,7 +38,7 @@ import { CublasLtUnsupportedError } from "./cublaslt_plans.ts";
 import type { CudnnSymbols } from "../../../ffi/cudnn.ts";
 import { CudnnAttention, cudnnAttentionRequested } from "./cudnn_attention.ts";
 import * as k from "./kernels/mod.ts";
-import { contiguousStrides, numel } from "../../_shape.ts";
+import { contiguousStrides, isContiguous, numel } from "../../_shape.ts";
 
 /** Device memory owned by a {@linkcode CudaBackend}. */
 export class CudaBuffer implements Buffer {
@@ -77,12 +78,6 @@ function checkRange(op: string, what: string, start: number, len: number, size: 
       `${op}: ${what} [${start}, ${start + len}) is outside the buffer's ${size}`,
     );
   }
-}
-
-/** Whether the view covers one gap-free row-major run (strides of size-1 dims don't matter). */
-function isDense(v: View): boolean {
-  const want = contiguousStrides(v.shape);
-  return v.shape.every((d, i) => d === 1 || v.strides[i] === want[i]);
 }
 
 const COMPARISONS: ReadonlySet<BinaryOp> = new Set(["eq", "ne", "lt", "le", "gt", "ge"]);
@@ -286,7 +281,7 @@ export class CudaBackend implements Backend, KernelLauncher {
   fill(out: View, value: number): void {
     const n = numel(out.shape);
     if (n === 0) return;
-    const dense = isDense(out);
+    const dense = isContiguous(out.shape, out.strides);
     if (dense && Object.is(value, 0)) {
       return this.#api.memset8(this.address(out), 0, n * dtypeBytes(out.dtype));
     }
@@ -408,41 +403,17 @@ export class CudaBackend implements Backend, KernelLauncher {
    * Runs attentionForward through cuDNN when it is selected and supports the call (inside a
    * backend call, for scratch); false when our kernel must run instead.
    */
-  #tryCudnnAttentionForward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    lse: View,
-    options: AttentionOptions,
-  ): boolean {
+  #tryCudnnAttentionForward(args: AttentionArgs): boolean {
     const cudnn = this.#cudnnAttention();
     if (!cudnn) return false;
-    return this.#call(() => cudnn.tryForward(q, k, v, alibiSlopes, bias, out, lse, options));
+    return this.#call(() => cudnn.tryForward(args));
   }
 
   /** As {@linkcode #tryCudnnAttentionForward}, for attentionBackward. */
-  #tryCudnnAttentionBackward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    dout: View,
-    lse: View,
-    dq: View,
-    dk: View,
-    dv: View,
-    options: AttentionOptions,
-  ): boolean {
+  #tryCudnnAttentionBackward(args: AttentionBackwardArgs): boolean {
     const cudnn = this.#cudnnAttention();
     if (!cudnn) return false;
-    return this.#call(() =>
-      cudnn.tryBackward(q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options)
-    );
+    return this.#call(() => cudnn.tryBackward(args));
   }
 
   /** cuBLAS (created on first use, with cuBLASLt's workspace), the device's context current. */
@@ -582,38 +553,15 @@ export class CudaBackend implements Backend, KernelLauncher {
    * Fused attention: cuDNN's when selected and it supports the call, else our FlashAttention-2
    * kernels (cuda/attention.cu: f32/bf16, head dims 64 and 128).
    */
-  attentionForward(
-    q: View,
-    k_: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    lse: View,
-    options: AttentionOptions,
-  ): void {
-    if (this.#tryCudnnAttentionForward(q, k_, v, alibiSlopes, bias, out, lse, options)) return;
-    this.#call(() => k.attentionForward(this, q, k_, v, alibiSlopes, bias, out, lse, options));
+  attentionForward(args: AttentionArgs): void {
+    if (this.#tryCudnnAttentionForward(args)) return;
+    this.#call(() => k.attentionForward(this, args));
   }
 
   /** Gradients of attentionForward (same path choice); dq, dk, dv are overwritten. */
-  attentionBackward(
-    q: View,
-    k_: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    dout: View,
-    lse: View,
-    dq: View,
-    dk: View,
-    dv: View,
-    options: AttentionOptions,
-  ): void {
-    const args = [q, k_, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options] as const;
-    if (this.#tryCudnnAttentionBackward(...args)) return;
-    this.#call(() => k.attentionBackward(this, ...args));
+  attentionBackward(args: AttentionBackwardArgs): void {
+    if (this.#tryCudnnAttentionBackward(args)) return;
+    this.#call(() => k.attentionBackward(this, args));
   }
 
   /** One fused AdamW update in place. */

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { AttentionOptions, View } from "../backend.ts";
+import type { AttentionArgs, AttentionBackwardArgs, AttentionOptions, View } from "../backend.ts";
 import { checkCudnn, cudnn, type CudnnSymbols } from "../../../ffi/cudnn.ts";
 import { CudnnGraph, CudnnUnsupportedError, type ExecutionPlan } from "./cudnn_graph.ts";
 import {
@@ -152,7 +152,8 @@ function layoutOf(q: View, k: View, v: View, alibi: View | null, out: View, lse:
  * ```ts ignore
  * // Inside CudaBackend (needs a GPU and cuDNN 9):
  * const attn = new CudnnAttention({ stream, address, scratch, zero });
- * if (!attn.tryForward(q, k, v, null, null, out, lse, options)) ourKernel(q, k, v, out, lse);
+ * const args = { q, k, v, alibiSlopes: null, bias: null, out, lse, options };
+ * if (!attn.tryForward(args)) ourKernel(args);
  * ```
  */
 export class CudnnAttention {
@@ -212,16 +213,8 @@ export class CudnnAttention {
    * Runs the forward pass through cuDNN when it can (see {@linkcode reason}).
    * @returns true if cuDNN computed out and lse; false if the caller must use its own kernel
    */
-  tryForward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    lse: View,
-    options: AttentionOptions,
-  ): boolean {
+  tryForward(args: AttentionArgs): boolean {
+    const { q, k, v, alibiSlopes, bias, out, lse, options } = args;
     if (this.reason(q, k, v, alibiSlopes, bias, out, lse, options) !== null) return false;
     const layout = layoutOf(q, k, v, alibiSlopes, out, lse);
     const entry = this.#plan(
@@ -247,20 +240,8 @@ export class CudnnAttention {
    * Runs the backward pass through cuDNN when it can; dq, dk, dv are overwritten.
    * @returns true if cuDNN computed the gradients; false if the caller must use its own kernel
    */
-  tryBackward(
-    q: View,
-    k: View,
-    v: View,
-    alibiSlopes: View | null,
-    bias: View | null,
-    out: View,
-    dout: View,
-    lse: View,
-    dq: View,
-    dk: View,
-    dv: View,
-    options: AttentionOptions,
-  ): boolean {
+  tryBackward(args: AttentionBackwardArgs): boolean {
+    const { q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options } = args;
     if (this.reason(q, k, v, alibiSlopes, bias, out, lse, options, true) !== null) return false;
     if (
       cudnnAttentionUnsupported(

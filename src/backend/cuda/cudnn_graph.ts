@@ -22,6 +22,7 @@ import {
   cudnnStatusText,
   type CudnnSymbols,
 } from "../../../ffi/cudnn.ts";
+import { contiguousStrides } from "../../_shape.ts";
 
 /** One tensor of a graph. */
 export interface GraphTensor {
@@ -90,17 +91,6 @@ export class CudnnUnsupportedError extends Error {
     super(message);
     this.name = "CudnnUnsupportedError";
   }
-}
-
-/** Contiguous (row-major) strides of `dims`. */
-export function contiguous(dims: readonly number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= dims[i];
-  }
-  return s;
 }
 
 /** Bytes of the host buffer behind each by-value scalar (above V8's on-heap typed-array size). */
@@ -181,7 +171,7 @@ export class CudnnGraph {
     const virtual = spec.virtual ?? false;
     const uid = spec.uid ?? this.#nextUid++;
     const dtype = spec.dtype ?? CUDNN_DATA.FLOAT;
-    const strides = spec.strides ?? contiguous(spec.dims);
+    const strides = spec.strides ?? contiguousStrides(spec.dims);
     if (strides.length !== spec.dims.length) {
       throw new RangeError(
         `CudnnGraph.tensor(${spec.name}): ${spec.dims.length} dims but ${strides.length} strides`,

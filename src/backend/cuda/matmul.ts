@@ -15,7 +15,7 @@
 
 import type { MatmulOptions, View } from "../backend.ts";
 import type { DType } from "../../dtype.ts";
-import { numel } from "../../_shape.ts";
+import { mergeDims, numel } from "../../_shape.ts";
 import {
   CUBLAS_COMPUTE,
   CUBLAS_MATH,
@@ -131,29 +131,6 @@ function checkDTypes(a: View, b: View, out: View): void {
 
 function bytesOf(dtype: DType): number {
   return dtype === "bf16" ? 2 : 4;
-}
-
-/** Merges batch dims that step evenly in every operand; drops size-1 dims. */
-function coalesce(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    const merge = last >= 0 && strides.every((s, v) => outStrides[v][last] === s[d] * n);
-    if (merge) {
-      outShape[last] *= n;
-      strides.forEach((s, v) => (outStrides[v][last] = s[d]));
-    } else {
-      outShape.push(n);
-      strides.forEach((s, v) => outStrides[v].push(s[d]));
-    }
-  }
-  return { shape: outShape, strides: outStrides };
 }
 
 function checkInt(name: string, value: number): void {
@@ -303,7 +280,7 @@ export function planMatmul(
     swap && sa.rowMajor && batchShape.length > 0 &&
     bB.every((s, d) => s === 0 || batchShape[d] === 1)
   ) {
-    const f = coalesce([...batchShape, M], [[...aB, sa.ld], [...cB, so.ld]]);
+    const f = mergeDims([...batchShape, M], [[...aB, sa.ld], [...cB, so.ld]], true);
     const rows = batchShape.reduce((p, d) => p * d, M);
     if (f.shape.length === 1 && f.strides[0][0] >= K && f.strides[1][0] >= N && rows <= MAX_I32) {
       return [gemm(rows, f.strides[0][0], f.strides[1][0], 0, 0, 0, 1, [0, 0, 0])];
@@ -311,7 +288,7 @@ export function planMatmul(
   }
 
   // cuBLAS accepts a batch stride of 0 for A and B (one matrix reused by every batch entry).
-  const L = coalesce(batchShape, [aB, bB, cB]);
+  const L = mergeDims(batchShape, [aB, bB, cB], true);
   if (L.shape.length === 0) return [gemm(M, sa.ld, so.ld, 0, 0, 0, 1, [0, 0, 0])];
   const inner = L.shape.length - 1;
   const count = L.shape[inner];

@@ -1,14 +1,14 @@
 /**
- * Shared by the kernel wrappers: dim merging, the byte layout of the strided-view structs the
- * kernels take by value (`Layout<K>` and `ReduceLayout` in cuda/common.cuh, cuda/reduce.cu),
- * launch geometry, and input checks.
+ * Shared by the kernel wrappers: the byte layout of the strided-view structs the kernels take by
+ * value (`Layout<K>` and `ReduceLayout` in cuda/common.cuh, cuda/reduce.cu; dims merged first by
+ * `mergeDims` in _shape.ts), launch geometry, and input checks.
  * @module
  */
 
 import type { View } from "../../backend.ts";
 import type { DType } from "../../../dtype.ts";
 import type { KernelArg } from "../launcher.ts";
-import { numel } from "../../../_shape.ts";
+import { type MergedDims, mergeDims, numel } from "../../../_shape.ts";
 
 /** Highest rank a kernel layout holds after merging dims (`MAX_RANK` in cuda/common.cuh). */
 export const MAX_RANK = 8;
@@ -23,46 +23,6 @@ export interface Operand {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
-}
-
-/** A shape and, per view, its strides over that shape. */
-export interface Merged {
-  readonly shape: number[];
-  readonly strides: number[][];
-}
-
-/**
- * Merges adjacent dims that every view walks as one (stride[d-1] == stride[d] * shape[d]) and
- * drops size-1 dims, like the CPU backend's `coalesce`; never reorders dims, so the linear index
- * stays row-major. The result has rank >= 1 (a single element is shape [1], strides 1).
- */
-export function mergeDims(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-): Merged {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d];
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let v = 0; v < strides.length && merge; v++) {
-      merge = outStrides[v][last] === strides[v][d] * n;
-    }
-    if (merge) {
-      outShape[last] *= n;
-      for (let v = 0; v < strides.length; v++) outStrides[v][last] = strides[v][d];
-    } else {
-      outShape.push(n);
-      for (let v = 0; v < strides.length; v++) outStrides[v].push(strides[v][d]);
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    for (const s of outStrides) s.push(1);
-  }
-  return { shape: outShape, strides: outStrides };
 }
 
 function tooManyDims(op: string, shape: readonly number[]): RangeError {
@@ -105,8 +65,8 @@ export function layoutArg(
  */
 export function reduceLayoutArg(
   op: string,
-  kept: Merged,
-  red: Merged,
+  kept: MergedDims,
+  red: MergedDims,
   xShape: readonly number[],
 ): KernelArg {
   if (kept.shape.length > MAX_RANK || red.shape.length > MAX_RANK) throw tooManyDims(op, xShape);

@@ -8,7 +8,12 @@
  * @module
  */
 
-import type { AttentionOptions, View } from "../../backend.ts";
+import type {
+  AttentionArgs,
+  AttentionBackwardArgs,
+  AttentionOptions,
+  View,
+} from "../../backend.ts";
 import type { KernelArg, KernelLauncher } from "../launcher.ts";
 import { expectContiguous, expectDType, expectInt32, expectShape } from "./_layout.ts";
 
@@ -197,17 +202,8 @@ const address = (l: KernelLauncher, v: View | null) => (v ? l.address(v) : 0n);
  * {@linkcode Backend.attentionForward}. q (B, H, T, D); k, v (B, Hkv, S, D); out (B, H, T, D);
  * lse (B, H, T) f32.
  */
-export function attentionForward(
-  l: KernelLauncher,
-  q: View,
-  k: View,
-  v: View,
-  alibiSlopes: View | null,
-  bias: View | null,
-  out: View,
-  lse: View,
-  options: AttentionOptions,
-): void {
+export function attentionForward(l: KernelLauncher, a: AttentionArgs): void {
+  const { q, k, v, alibiSlopes, bias, out, lse, options } = a;
   const op = "attentionForward";
   const d = dims(op, q, k, v, { out });
   checkStats(op, "lse", lse, d);
@@ -243,21 +239,8 @@ export function attentionForward(
  * {@linkcode attentionForward}; see {@linkcode Backend.attentionBackward}. Three launches: delta =
  * rowsum(dout * out) into f32 scratch, dk/dv per key tile, dq per query tile (no atomics).
  */
-export function attentionBackward(
-  l: KernelLauncher,
-  q: View,
-  k: View,
-  v: View,
-  alibiSlopes: View | null,
-  bias: View | null,
-  out: View,
-  dout: View,
-  lse: View,
-  dq: View,
-  dk: View,
-  dv: View,
-  options: AttentionOptions,
-): void {
+export function attentionBackward(l: KernelLauncher, a: AttentionBackwardArgs): void {
+  const { q, k, v, alibiSlopes, bias, out, dout, lse, dq, dk, dv, options } = a;
   const op = "attentionBackward";
   const d = dims(op, q, k, v, { out, dout, dq, dk, dv });
   checkStats(op, "lse", lse, d);

@@ -13,11 +13,10 @@ import {
   expectContiguous,
   expectDType,
   expectShape,
-  mergeDims,
   nextPow2,
   reduceLayoutArg,
 } from "./_layout.ts";
-import { contiguousStrides, numel } from "../../../_shape.ts";
+import { contiguousStrides, mergeDims, numel } from "../../../_shape.ts";
 import { fillOperand } from "./elementwise.ts";
 
 /** Reduce op codes: the index is the `ReduceOp` enum value in cuda/reduce.cu. */
