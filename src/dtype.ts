@@ -42,6 +42,12 @@ export function isDType(x: unknown): x is DType {
   return x === "f32" || x === "i32" || x === "bf16";
 }
 
+/** The index of the first NaN or infinite element of `values`, or -1. */
+export function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+
 /** Whether the dtype holds floating-point values (f32 or bf16). */
 export function isFloatDType(dtype: DType): boolean {
   return dtype !== "i32";

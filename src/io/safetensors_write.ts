@@ -3,7 +3,7 @@
  * @module
  */
 
-import { toBf16Array } from "../dtype.ts";
+import { firstNonFinite, toBf16Array } from "../dtype.ts";
 import { Tensor } from "../tensor.ts";
 import { AtomicFile } from "./atomic.ts";
 import { CHECKSUM_KEY, checksumValue, tensorHash } from "./_checksums.ts";
@@ -26,12 +26,6 @@ export interface WriteSafetensorsOptions {
    * RangeError naming the tensor and the element, and an existing file at the path is untouched.
    */
   finite?: boolean;
-}
-
-/** The index of the first NaN or infinite element of `data`, or -1. */
-function firstNonFinite(data: Float32Array): number {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
-  return -1;
 }
 
 /**

@@ -24,10 +24,6 @@ import {
 export interface FinetuneOptions extends LoopOptions {
   /** Examples per micro-batch (default 8, the book's). */
   batchSize?: number;
-  /** Optimizer steps in total (a resumed run continues up to this); or give `epochs`. */
-  steps?: number;
-  /** Passes over the training data, converted to steps; used when `steps` is not given. */
-  epochs?: number;
   /** Peak learning rate (default 5e-5, the book's). */
   maxLr?: number;
   /** Final learning rate of the cosine (default maxLr: a constant rate, as in the book). */

@@ -31,6 +31,10 @@ import { nonFiniteOption, type NonFinitePolicy, StepGuard } from "./step_guard.t
 
 /** The options every trainer takes for its loop. */
 export interface LoopOptions {
+  /** Optimizer steps in total (a resumed run continues up to this); or give `epochs`. */
+  steps?: number;
+  /** Passes over the training data, converted to steps; used when `steps` is not given. */
+  epochs?: number;
   /** Micro-batches per optimizer step; each micro-loss is scaled by 1/gradAccum. Default 1. */
   gradAccum?: number;
   /** Evaluate every this many steps and after the last (default 0: only after the last). */

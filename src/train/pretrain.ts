@@ -39,10 +39,6 @@ export interface PretrainOptions extends LoopOptions {
   val?: Dataset<Example> | BatchSource;
   /** Sequences per micro-batch when `train`/`val` are datasets. */
   batchSize?: number;
-  /** Optimizer steps in total (a resumed run continues up to this); or give `epochs`. */
-  steps?: number;
-  /** Passes over the training data, converted to steps; used when `steps` is not given. */
-  epochs?: number;
   /** Peak learning rate (default 6e-4). */
   maxLr?: number;
   /** Final learning rate of the cosine (default maxLr / 10). */

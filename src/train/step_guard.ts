@@ -2,6 +2,7 @@
 // if asked), check the loss and the norm are finite, then update, or stop, or skip the update.
 // The check comes before the update, so a non-finite step never reaches the weights.
 import { noGrad } from "../autograd.ts";
+import { firstNonFinite } from "../dtype.ts";
 import { stack } from "../ops/movement.ts";
 import { clipGradNorm, gradNorm } from "../optim/clip.ts";
 import type { TrainOptimizer } from "../optim/optimizer.ts";
@@ -44,7 +45,7 @@ export function nonFiniteOption(op: string, v: unknown): NonFinitePolicy {
 
 /** The first parameter holding NaN or Infinity, by index, or -1 (reads every parameter back). */
 function firstNonFiniteParam(params: readonly Tensor[]): number {
-  return params.findIndex((p) => p.toTypedArray().some((v) => !Number.isFinite(v)));
+  return params.findIndex((p) => firstNonFinite(p.toTypedArray()) >= 0);
 }
 
 /** What {@linkcode StepGuard.finish} did. */
