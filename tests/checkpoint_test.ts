@@ -396,3 +396,22 @@ Deno.test("restoring an optimizer: missing or mismatched state is refused with t
     model.dispose();
   });
 });
+
+Deno.test("readOptimizerState: false loads the model and leaves the optimizer state unread", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "tiny.safetensors");
+    await saveTiny(path);
+    const model = new Tiny();
+    model.w.assign(tensor([0, 0, 0]));
+    const ck = await loadCheckpoint(path, model, { readOptimizerState: false });
+    assert.deepEqual(ck.optimizerState, {});
+    assert.deepEqual([...model.w.toTypedArray()], [1.5, 1.5, 1.5]);
+    const opt = new AdamW([model.w], { lr: 0.1 });
+    await assert.rejects(
+      loadCheckpoint(path, model, { optimizer: opt, readOptimizerState: false }),
+      /an optimizer to restore needs readOptimizerState/,
+    );
+    opt.dispose();
+    model.dispose();
+  });
+});

@@ -83,6 +83,11 @@ export interface LoadCheckpointOptions<C = unknown> {
    */
   optimizer?: Pick<TrainOptimizer, "checkState" | "loadState">;
   /**
+   * Read the optimizer state (default true). False leaves it unread (to use the model only: the
+   * state of AdamW is twice the model's size); `optimizerState` is then empty.
+   */
+  readOptimizerState?: boolean;
+  /**
    * Called with the parsed metadata before any tensor is read; throw to refuse the checkpoint
    * (e.g. a different learning-rate schedule) with nothing changed.
    */
@@ -254,6 +259,9 @@ export async function loadCheckpoint<C = unknown>(
     }
   }
   for (const name of own.keys()) if (!seen.has(name)) problems.push(`missing "${MODEL}${name}"`);
+  if (options.optimizer && options.readOptimizerState === false) {
+    throw new TypeError(`${where}: an optimizer to restore needs readOptimizerState`);
+  }
   if (options.optimizer && optimNames.length === 0) {
     problems.push(
       "it holds no optimizer state (a weights-only file?): resuming training needs a " +
@@ -275,7 +283,8 @@ export async function loadCheckpoint<C = unknown>(
   const disposeState = () => Object.values(optimizerState).forEach((t) => t.dispose());
   const values = new Map<string, Float32Array | Int32Array>();
   try {
-    for (const name of optimNames) {
+    const wanted = options.readOptimizerState === false ? [] : optimNames;
+    for (const name of wanted) {
       optimizerState[name.slice(OPTIM.length)] = await file.readTensor(name, {
         device: options.device,
       });

@@ -127,8 +127,7 @@ export async function loadModel(
   const { config, trainer } = savedConfig(path, meta, options.dropout);
   const model = new GPT2(config, { device });
   try {
-    const { step, optimizerState } = await loadCheckpoint(path, model);
-    for (const t of Object.values(optimizerState)) t.dispose();
+    const { step } = await loadCheckpoint(path, model, { readOptimizerState: false });
     return { model, format: "checkpoint", trainer, step };
   } catch (e) {
     model.dispose();
