@@ -394,13 +394,9 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
   const x = backendViews(be, B, H, T, D);
   const allocated = be.memoryStats().allocatedBytes;
   be.attentionForward({
-    q: x.q,
-    k: x.k,
-    v: x.v,
+    ...x,
     alibiSlopes: null,
     bias: null,
-    out: x.out,
-    lse: x.lse,
     options: options(),
   });
   assert.equal(fake.executions.length, 1);
@@ -415,17 +411,9 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
   // Backward: the f32 dQ accumulator is zeroed on the device before cuDNN runs.
   const acc0 = dev.launches.length;
   be.attentionBackward({
-    q: x.q,
-    k: x.k,
-    v: x.v,
+    ...x,
     alibiSlopes: null,
     bias: null,
-    out: x.out,
-    dout: x.dout,
-    lse: x.lse,
-    dq: x.dq,
-    dk: x.dk,
-    dv: x.dv,
     options: options(),
   });
   assert.equal(fake.executions.length, 2);
@@ -436,13 +424,9 @@ Deno.test("CudaBackend: attention 'cudnn' runs supported calls on cuDNN, the res
 
   // Dropout is not cuDNN's to do: our kernel runs, cuDNN is not asked.
   be.attentionForward({
-    q: x.q,
-    k: x.k,
-    v: x.v,
+    ...x,
     alibiSlopes: null,
     bias: null,
-    out: x.out,
-    lse: x.lse,
     options: options({ dropout: 0.2 }),
   });
   assert.equal(fake.executions.length, 2);
@@ -458,13 +442,9 @@ Deno.test("CudaBackend: our kernel is the default; a bad attention option is a T
     const be = new CudaBackend(dev, { cudnnSymbols: fake.symbols });
     const x = backendViews(be, 1, 2, 16, 64);
     be.attentionForward({
-      q: x.q,
-      k: x.k,
-      v: x.v,
+      ...x,
       alibiSlopes: null,
       bias: null,
-      out: x.out,
-      lse: x.lse,
       options: options(),
     });
     assert.ok(dev.launches.some((l) => /^attention_forward_(mma_)?bf16_/.test(l.name)));
@@ -478,13 +458,9 @@ Deno.test("CudaBackend: our kernel is the default; a bad attention option is a T
     const be2 = new CudaBackend(dev2, { cudnnSymbols: fake2.symbols });
     const y = backendViews(be2, 1, 2, 16, 64);
     be2.attentionForward({
-      q: y.q,
-      k: y.k,
-      v: y.v,
+      ...y,
       alibiSlopes: null,
       bias: null,
-      out: y.out,
-      lse: y.lse,
       options: options(),
     });
     assert.equal(fake2.executions.length, 1);
