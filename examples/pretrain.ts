@@ -2,7 +2,7 @@
  * The main job: pretrain a small GPT-2 on a bundled public-domain story with GPT-2's tokenizer,
  * then sample from it.
  *
- *   deno task demo                                  # ~2 minutes on two CPU cores
+ *   deno task demo                                  # ~1 minute on two CPU cores
  *   deno task demo --steps 600 --batch 4 --out runs/longer
  *   deno task demo --resume                         # continue from <out>/model.safetensors
  *   deno task demo --config gpt2 --context 256 --data my.txt --device cuda
