@@ -1,5 +1,5 @@
-// The fused attention kernels (cuda/attention.cu) run on the CPU through tests/cuda_emu behind the
-// real wrappers and parameter packing, compared with two references: a naive attention written
+// The fused attention kernels (cuda/attention_*.cu) run on the CPU through tests/cuda_emu behind
+// the real wrappers and parameter packing, compared with two references: a naive attention written
 // here in f64 (the (T, S) matrix materialised, the dropout mask drawn with src/random.ts's
 // philox4x32) and the CPU backend's attentionForward/attentionBackward. Shapes are small but cross
 // tile boundaries (64-row tiles; 32 for the scalar kernels at D > 64). bf16 at D = 64 (and its

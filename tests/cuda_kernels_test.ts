@@ -360,7 +360,8 @@ Deno.test("the committed PTX is fresh: its hash matches the cuda/ sources", asyn
   assert.deepEqual(
     PTX_MODULES.map((m) => m.name),
     [
-      "attention",
+      "attention_mma",
+      "attention_scalar",
       "crossentropy",
       "elementwise",
       "embedding",

@@ -1,4 +1,4 @@
-// Fused attention throughput on CUDA: denograd's FlashAttention-2-style kernels (cuda/attention.cu)
+// Fused attention throughput on CUDA: denograd's FlashAttention-2-style kernels (cuda/attention_*.cu)
 // or, with --path cudnn, the cuDNN fused path (src/backend/cuda/cudnn_attention.ts), forward and
 // forward + backward, bf16, B = 8, H = 12, D = 64, T = S = 1024..8192, causal and not. Calls the
 // backend's attentionForward/attentionBackward directly (no autograd), timed with CUDA events on

@@ -75,8 +75,8 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   return {uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
 }
 
-// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for one warp (cuda/attention.cu): d += A B
-// with A (16x16) and B (16x8) bf16 spread over the lanes in the PTX ISA's fragment layout
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for one warp (cuda/attention_mma.cu):
+// d += A B with A (16x16) and B (16x8) bf16 spread over the lanes in the PTX ISA's fragment layout
 // ("Matrix Fragments for mma.m16n8k16 with floating point type"): groupID g = lane >> 2,
 // t = lane % 4; A register r holds rows g (+8 for r = 1, 3), columns 2t, 2t+1 (+8 for r >= 2),
 // lower column in the low half; B register r holds rows 2t, 2t+1 (+8 for r = 1) of column g; the

@@ -551,7 +551,7 @@ export class CudaBackend implements Backend, KernelLauncher {
 
   /**
    * Fused attention: cuDNN's when selected and it supports the call, else our FlashAttention-2
-   * kernels (cuda/attention.cu: f32/bf16, head dims 64 and 128).
+   * kernels (cuda/attention_*.cu: f32/bf16, head dims 64 and 128).
    */
   attentionForward(args: AttentionArgs): void {
     if (this.#tryCudnnAttentionForward(args)) return;

@@ -1,5 +1,5 @@
 /**
- * Wrappers of the fused attention kernels (cuda/attention.cu), forward beside backward: they
+ * Wrappers of the fused attention kernels (cuda/attention_*.cu), forward beside backward: they
  * validate the views, pack the kernels' by-value `AttnArgs` struct and pick the launch geometry.
  * q, k, v, out, dout, dq, dk, dv share one dtype (f32 or bf16) and have unit stride in D and any
  * strides in B, H and T/S; lse (B, H, T) is contiguous f32; ALiBi slopes (H) f32; the bias f32,
@@ -17,13 +17,13 @@ import type {
 import type { KernelArg, KernelLauncher } from "../launcher.ts";
 import { expectContiguous, expectDType, expectInt32, expectShape } from "./_layout.ts";
 
-/** Threads per CTA (`ATTN_THREADS` in cuda/attention.cu). */
+/** Threads per CTA (`ATTN_THREADS` in cuda/attention.cuh). */
 export const ATTENTION_THREADS = 128;
 /** Largest head dim; the scalar kernels exist padded to 64 and 128 (any D up to that runs). */
 export const ATTENTION_MAX_HEAD_DIM = 128;
 /** Query (or key) rows per CTA of the tensor-core kernels (`MMA_ROWS`). */
 export const MMA_TILE_ROWS = 64;
-/** Bytes of `AttnArgs` (cuda/attention.cu). */
+/** Bytes of `AttnArgs` (cuda/attention.cuh). */
 export const ATTN_ARGS_BYTES = 384;
 /** Order of the views in `AttnArgs.stride` (`enum AttnView`). */
 const VIEW_SLOTS = ["q", "k", "v", "out", "dout", "dq", "dk", "dv"] as const;
